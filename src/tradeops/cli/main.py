@@ -1,0 +1,178 @@
+"""The ``tradeops`` command line (Typer). Thin: parse options, call domain functions, render, map exit codes.
+
+Exit codes: 0 success, 1 rejected data or a failed check, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tradeops import __version__
+from tradeops.config import CONFIG_FILE_ENV, Settings, load_settings
+from tradeops.errors import TradeopsError
+
+app = typer.Typer(name="tradeops", help="DataOps + MLOps for trading-signal models.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+# Wide enough for the tables when output is piped (CI logs, `make demo | tee`); a terminal keeps its own width.
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True)
+
+
+class SourceName(str, Enum):
+    sample = "sample"
+    csv = "csv"
+    alphavantage = "alphavantage"
+
+
+def _settings(ctx: typer.Context) -> Settings:
+    return ctx.obj["settings"]
+
+
+def _fail(exc: TradeopsError) -> None:
+    err_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"tradeops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: Annotated[Optional[Path], typer.Option(help="State directory (default $TRADEOPS_HOME or ./.tradeops).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Config file (default ./tradeops.yaml).")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")] = False,
+) -> None:
+    """tradeops: ingest, validate and version market data; features, models and deployment build on it."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+    if config is not None:
+        if not config.is_file():
+            err_console.print(f"[bold red]error:[/bold red] config file {config} does not exist")
+            raise typer.Exit(2)
+        os.environ[CONFIG_FILE_ENV] = str(config)
+    try:
+        ctx.obj = {"settings": load_settings(home=home)}
+    except TradeopsError as exc:
+        _fail(exc)
+
+
+def _split_tickers(tickers: str | None) -> list[str] | None:
+    if not tickers:
+        return None
+    out = [t.strip().upper() for t in tickers.split(",") if t.strip()]
+    return out or None
+
+
+def run_ingest(settings: Settings, source: SourceName, path: Path | None, tickers: list[str] | None) -> dict:
+    """Build the source, run the ingestion with a progress bar, return the report dict."""
+    from tradeops.data.ingest import ingest
+    from tradeops.data.sources import CsvSource, SampleSource
+    from tradeops.errors import UsageError
+
+    if source is SourceName.csv:
+        if path is None:
+            raise UsageError("--path DIR is required with --source csv")
+        src = CsvSource(path)
+    elif source is SourceName.alphavantage:
+        from tradeops.data.alphavantage import AlphaVantageSource
+
+        src = AlphaVantageSource(settings)
+    else:
+        src = SampleSource()
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+        task = bar.add_task("validating", total=None)
+
+        def tick(ticker: str, i: int, n: int) -> None:
+            bar.update(task, description=f"validating {ticker}", completed=i, total=n)
+
+        report = ingest(src, settings, tickers, progress=tick)
+    return report.to_dict() | {"report_path": report.path}
+
+
+@app.command("ingest")
+def ingest_cmd(
+    ctx: typer.Context,
+    source: Annotated[SourceName, typer.Option(help="Where bars come from.")] = SourceName.sample,
+    path: Annotated[Optional[Path], typer.Option(help="Directory of <TICKER>.csv files (--source csv).")] = None,
+    tickers: Annotated[Optional[str], typer.Option(help="Comma-separated tickers, e.g. IBM,MSFT (default: all).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Ingest, validate and store daily bars; exit 1 when any ticker is quarantined."""
+    from tradeops.cli.render import ingest_summary
+
+    try:
+        report = run_ingest(_settings(ctx), source, path, _split_tickers(tickers))
+    except TradeopsError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
+    else:
+        ingest_summary(report, console)
+        console.print(f"report: {report['report_path']}")
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+@app.command("catalog")
+def catalog_cmd(ctx: typer.Context,
+                as_json: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON.")] = False) -> None:
+    """List datasets with description, owner, schema, versions, row counts, sources, validation status, lineage."""
+    from tradeops.cli.render import catalog_tables
+    from tradeops.data.catalog import build_catalog
+    from tradeops.data.store import lake_for
+
+    try:
+        cat = build_catalog(lake_for(_settings(ctx)))
+    except TradeopsError as exc:
+        _fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(cat, indent=2, default=str) + "\n")
+    else:
+        catalog_tables(cat, console)
+
+
+@app.command("demo")
+def demo_cmd(ctx: typer.Context) -> None:
+    """Run the whole lifecycle built so far on the bundled sample and say where to look."""
+    from tradeops.cli.render import catalog_tables, ingest_summary
+    from tradeops.data.catalog import build_catalog
+    from tradeops.data.store import lake_for
+
+    settings = _settings(ctx)
+    try:
+        console.rule("[bold]1/2 Data: ingest + validate + version the bundled sample")
+        report = run_ingest(settings, SourceName.sample, None, None)
+        ingest_summary(report, console)
+        console.rule("[bold]2/2 Data: catalog")
+        catalog_tables(build_catalog(lake_for(settings)), console)
+    except TradeopsError as exc:
+        _fail(exc)
+    console.rule("[bold]where to look")
+    console.print(f"state:          {settings.home.resolve()}\n"
+                  f"delta tables:   {lake_for(settings).root}\n"
+                  f"ingest report:  {Path(report['report_path']).resolve()}\n"
+                  f"catalog:        tradeops catalog [--json]")
+    if not report["ok"]:
+        raise typer.Exit(1)
+
+
+def run() -> None:  # pragma: no cover - console entry point wrapper
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,81 @@
+"""Human output of the CLI (rich tables). Pure formatting of report dicts; no domain logic."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+STATUS_STYLE = {"accepted": "green", "accepted_with_warnings": "yellow", "quarantined": "bold red"}
+
+
+def ingest_summary(report: dict, console: Console) -> None:
+    table = Table(title=f"Validation summary: {report['report_id']} (source {report['source']})")
+    for col, kw in (("ticker", {}), ("status", {}), ("rows in", {"justify": "right"}), ("new", {"justify": "right"}),
+                    ("updated", {"justify": "right"}), ("stored", {"justify": "right"}), ("period", {}),
+                    ("err", {"justify": "right"}), ("warn", {"justify": "right"})):
+        table.add_column(col, **kw)
+    for t in report["tickers"]:
+        style = STATUS_STYLE.get(t["status"], "")
+        period = f"{t['first_date']}..{t['last_date']}" if t["first_date"] else "-"
+        table.add_row(t["ticker"], f"[{style}]{t['status']}[/{style}]", str(t["rows_in"]), str(t["rows_new"]),
+                      str(t["rows_updated"]), str(t["rows_total"]), period, str(len(t["errors"])),
+                      str(len(t["warnings"])))
+    console.print(table)
+    for t in report["tickers"]:
+        items = [("red", e) for e in t["errors"][:5]] + [("yellow", w) for w in t["warnings"][:5]]
+        for colour, f in items:
+            console.print(f"  [{colour}]{f['severity']:7}[/{colour}] {t['ticker']} {_where(f)}"
+                          + escape(f"[{f['rule']}] {f['message']}"), highlight=False, soft_wrap=True)
+        hidden = len(t["errors"]) + len(t["warnings"]) - len(items)
+        if hidden > 0:
+            console.print(f"  ... {hidden} more finding(s) for {t['ticker']} in the JSON report")
+        for e in t["events"]:
+            what = e.get("ratio_text") or f"x{e.get('price_ratio', 1):.6g} on {e.get('rows', 0)} stored rows"
+            console.print(f"  [cyan]event  [/cyan] {t['ticker']} {e.get('date', e.get('anchor_date', ''))}: "
+                          f"{e['type']} {what}", highlight=False, soft_wrap=True)
+    s = report["summary"]
+    before = report["bars_version_before"]
+    console.print(f"{s['accepted']} accepted, {s['accepted_with_warnings']} accepted with warnings, "
+                  f"{s['quarantined']} quarantined; bars table version "
+                  f"{'(none)' if before is None else before} -> {report['bars_version_after']}")
+
+
+def _where(f: dict) -> str:
+    parts = [p for p in (f.get("date"), f"row {f['row']}" if f.get("row") is not None else None) if p]
+    return f"{' '.join(parts)} " if parts else ""
+
+
+def catalog_tables(catalog: dict, console: Console) -> None:
+    console.print(f"Catalog of {catalog['lake']}")
+    overview = Table(title="Datasets")
+    for col in ("dataset", "version", "rows", "tickers", "owner", "description"):
+        overview.add_column(col, overflow="fold")
+    for d in catalog["datasets"]:
+        overview.add_row(d["name"], "-" if d["current_version"] is None else str(d["current_version"]),
+                         str(d["rows"]), str(len(d["rows_per_ticker"])), d["owner"], d["description"].split(": ")[0].split("; ")[0])
+    console.print(overview)
+    bars = catalog["datasets"][0]
+    if bars["rows_per_ticker"]:
+        t = Table(title=f"{bars['name']}: per ticker (latest validation)")
+        for col in ("ticker", "rows", "sources", "status", "errors", "warnings", "report", "read by"):
+            t.add_column(col)
+        readers = {}
+        for item in bars["lineage"]:
+            readers.setdefault(item["dataset_version"], []).append(f"{item['consumer']} v{item['consumer_version']}")
+        read_by = "; ".join(f"v{v}: {', '.join(c)}" for v, c in sorted(readers.items())) or "-"
+        for ticker, n in bars["rows_per_ticker"].items():
+            st = bars["validation_status"].get(ticker, {})
+            style = STATUS_STYLE.get(st.get("status", ""), "")
+            t.add_row(ticker, str(n), ",".join(bars["sources"].get(ticker, [])),
+                      f"[{style}]{st.get('status', '-')}[/{style}]" if style else "-", str(st.get("errors", "-")),
+                      str(st.get("warnings", "-")), st.get("report_id", "-"), read_by)
+        console.print(t)
+        h = Table(title=f"{bars['name']}: versions (newest first)")
+        for col in ("version", "time", "operation", "source", "rows written", "report"):
+            h.add_column(col)
+        for v in bars["versions"][:10]:
+            h.add_row(str(v.get("version")), str(v.get("timestamp", ""))[:19], str(v.get("operation",
+                      v.get("delta_operation", ""))), str(v.get("source", "")), str(v.get("rows_written", "")),
+                      str(v.get("report_id", "")))
+        console.print(h)

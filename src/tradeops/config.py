@@ -1,0 +1,110 @@
+"""One typed configuration: defaults < ``tradeops.yaml`` < ``TRADEOPS_*`` env vars < explicit arguments (CLI flags).
+
+Nested sections are overridden from the environment with a double underscore, e.g.
+``TRADEOPS_INGEST__STALE_RUN=8``. Secrets (``ALPHAVANTAGE_API_KEY``) are never part of this model: they are read from
+the environment at the moment of use so they cannot leak into logs, reports or MLflow params.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from tradeops.errors import ConfigError
+
+CONFIG_FILE_ENV = "TRADEOPS_CONFIG"
+DEFAULT_CONFIG_FILE = "tradeops.yaml"
+ALPHAVANTAGE_KEY_ENV = "ALPHAVANTAGE_API_KEY"
+ALPHAVANTAGE_PUBLIC_URL = "https://www.alphavantage.co/query"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class IngestConfig(_Section):
+    """Rules of the Data level. Returns are simple daily returns of the adjusted close (fractions, 0.1 = 10 %)."""
+
+    calendar: str = Field("XNYS", description="exchange_calendars code used to tell a missing day from a holiday")
+    min_history_rows: int = Field(250, ge=1, description="fewer bars than this is a warning (too little history)")
+    stale_run: int = Field(5, ge=2, description="this many identical consecutive closes (OHLC flat) = stale series")
+    zero_volume_run: int = Field(5, ge=2, description="this many consecutive zero-volume bars = rejected")
+    jump_warn: float = Field(0.25, gt=0, description="|adjusted return| above this is a warning (a real move)")
+    split_tolerance: float = Field(0.015, gt=0, description="a raw jump within this of a split ratio is a split")
+    range_factor: float = Field(5.0, gt=1, description="prices beyond stored max*f or min/f are out of range")
+    conflict_rtol: float = Field(1e-6, ge=0, description="relative tolerance for raw values vs stored values")
+    drift_ks_warn: float = Field(0.3, gt=0, le=1, description="KS statistic of returns vs stored data that warns")
+    drift_min_rows: int = Field(60, ge=5, description="new rows needed before drift is measured")
+    max_gap_sessions: int = Field(10, ge=1, description="a run of missing sessions longer than this is rejected")
+
+
+class AlphaVantageConfig(_Section):
+    function: str = Field("TIME_SERIES_DAILY_ADJUSTED", pattern="^TIME_SERIES_DAILY(_ADJUSTED)?$")
+    datatype: str = Field("csv", pattern="^(csv|json)$")
+    outputsize: str = Field("auto", pattern="^(auto|full|compact)$", description="auto: compact when incremental")
+    max_retries: int = Field(4, ge=0)
+    backoff_seconds: float = Field(2.0, ge=0, description="first retry delay; doubles each retry")
+    timeout_seconds: float = Field(30.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """The whole configuration. ``home`` holds all state; deleting it resets everything."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRADEOPS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    home: Path = Field(Path(".tradeops"), description="all state lives here (lake, mlflow, reports)")
+    lake_uri: str | None = Field(None, description="Delta tables root; default <home>/lake")
+    alphavantage_base_url: str = ALPHAVANTAGE_PUBLIC_URL
+    ingest: IngestConfig = IngestConfig()
+    alphavantage: AlphaVantageConfig = AlphaVantageConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path.is_file():
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    @property
+    def lake(self) -> str:
+        """Root of the Delta tables: a local path or an object-store URI."""
+        return self.lake_uri or str(self.home / "lake")
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load and validate the configuration; a bad value is a :class:`ConfigError` naming the field."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from exc
+    except (OSError, ValueError) as exc:  # unreadable or malformed YAML
+        raise ConfigError(f"invalid configuration file: {exc}") from exc

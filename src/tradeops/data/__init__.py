@@ -1,0 +1,1 @@
+"""Data level: ingest, clean/adjust, validate, versioned store, catalog."""

@@ -1,0 +1,61 @@
+"""The data catalog: every dataset with description, owner, schema, versions, row counts, sources, validation
+status and lineage (the model versions that read each version; filled by the Model level)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from tradeops.data import store as st
+
+OWNER = "data-platform"
+DESCRIPTIONS = {
+    st.BARS: "Validated daily bars, one row per (ticker, trading date): raw OHLCV as traded plus split/dividend "
+             "adjusted OHLCV (adj = raw x adj_close/close; volume x later split ratios). Upserted on (ticker, date).",
+    st.QUARANTINE: "Rows of batches that failed validation, with the rules broken and the reason; never read by "
+                   "features or models.",
+    st.STATS: "Statistical schema per ticker inferred from accepted bars (ranges, return and volume distributions, "
+              "null fractions); new data is checked against it.",
+    st.REPORTS: "One row per ticker per ingestion run: status, provenance (source, location, sha256, bytes), row "
+                "counts and findings.",
+    st.LINEAGE: "Which consumer (e.g. a registered model version) read which version of which dataset.",
+}
+
+
+def _schema(table: str) -> list[dict]:
+    return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in st.SCHEMAS[table]]
+
+
+def build_catalog(lake: st.Lake) -> dict:
+    """Describe every dataset in the lake as a JSON-safe dict."""
+    lineage = lake.read(st.LINEAGE)
+    datasets = []
+    for table in (st.BARS, st.QUARANTINE, st.STATS, st.REPORTS):
+        entry: dict = {
+            "name": table, "description": DESCRIPTIONS[table], "owner": OWNER, "uri": lake.uri(table),
+            "schema": _schema(table), "exists": lake.exists(table), "current_version": lake.version(table),
+            "versions": lake.history(table), "rows": 0, "rows_per_ticker": {}, "sources": {},
+            "validation_status": {}, "lineage": [],
+        }
+        if entry["exists"]:
+            cols = ["ticker"] + (["source"] if table in (st.BARS, st.QUARANTINE, st.REPORTS) else [])
+            df = lake.read(table, columns=cols)
+            entry["rows"] = int(len(df))
+            entry["rows_per_ticker"] = {str(k): int(v) for k, v in df["ticker"].value_counts().sort_index().items()}
+            if "source" in df:
+                entry["sources"] = {str(t): sorted(g["source"].dropna().unique().tolist())
+                                    for t, g in df.groupby("ticker")}
+        if len(lineage):
+            rows = lineage.loc[lineage["dataset"] == table]
+            entry["lineage"] = json.loads(rows.drop(columns="dataset").to_json(orient="records", date_format="iso"))
+        datasets.append(entry)
+    reports = lake.read(st.REPORTS)
+    status = {}
+    if len(reports):
+        latest = reports.sort_values("created_at").groupby("ticker").tail(1)
+        for r in latest.to_dict("records"):
+            status[r["ticker"]] = {"status": r["status"], "report_id": r["report_id"], "errors": int(r["errors"]),
+                                   "warnings": int(r["warnings"]), "checked_at": pd.Timestamp(r["created_at"]).isoformat()}
+    datasets[0]["validation_status"] = status
+    return {"lake": lake.root, "datasets": datasets}

@@ -1,0 +1,383 @@
+"""Ingestion: source -> ingestion checks -> clean/adjust -> validate -> versioned store, one report per run.
+
+Each ticker ends ``accepted``, ``accepted_with_warnings`` or ``quarantined``. Accepted tickers are upserted on
+(ticker, date) into the ``bars`` table as ONE Delta version; quarantined tickers leave their stored bars untouched and
+their rows go to the ``quarantine`` table with the reasons. If any write after the bars commit fails, the bars table is
+restored to the version it had before the run, so a failed run never damages accepted data.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from tradeops.config import IngestConfig, Settings
+from tradeops.data import store as st
+from tradeops.data.clean import adjust, calendar_findings
+from tradeops.data.contract import validate_contract
+from tradeops.data.parse import parse_raw
+from tradeops.data.quality import TickerStats, check_anomalies, drift, infer_stats, overlap_conflicts
+from tradeops.data.raw import RawFile
+from tradeops.data.sources import Source
+from tradeops.errors import Finding, TradeopsError
+
+ACCEPTED = "accepted"
+WARNED = "accepted_with_warnings"
+QUARANTINED = "quarantined"
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+_ADJ = ("adj_open", "adj_high", "adj_low", "adj_close")
+
+
+def exchange_today() -> date:
+    """Today's date at the exchange (New York): the last date a bar may carry."""
+    return datetime.now(EXCHANGE_TZ).date()
+
+
+@dataclass
+class TickerResult:
+    """Outcome for one ticker in one ingestion run."""
+
+    ticker: str
+    status: str
+    provenance: dict
+    layout: str = "unknown"
+    order: str = "empty"
+    rows_in: int = 0
+    rows_new: int = 0
+    rows_updated: int = 0
+    rows_written: int = 0
+    rows_total: int = 0
+    first_date: str | None = None
+    last_date: str | None = None
+    findings: list[Finding] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    drift: dict = field(default_factory=dict)
+    calendar: dict = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    def to_dict(self) -> dict:
+        return {
+            "ticker": self.ticker, "status": self.status, "provenance": self.provenance, "layout": self.layout,
+            "order": self.order, "rows_in": self.rows_in, "rows_new": self.rows_new,
+            "rows_updated": self.rows_updated, "rows_written": self.rows_written, "rows_total": self.rows_total,
+            "first_date": self.first_date, "last_date": self.last_date,
+            "errors": [f.to_dict() for f in self.errors], "warnings": [f.to_dict() for f in self.warnings],
+            "events": self.events, "drift": self.drift, "calendar": self.calendar,
+        }
+
+
+@dataclass
+class IngestReport:
+    """Machine-readable report of one ingestion run (also saved as JSON under ``<home>/reports/ingest``)."""
+
+    report_id: str
+    source: str
+    started_at: str
+    results: list[TickerResult]
+    bars_version_before: int | None = None
+    bars_version_after: int | None = None
+    quarantine_version: int | None = None
+    finished_at: str | None = None
+    path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status != QUARANTINED for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def to_dict(self) -> dict:
+        return {
+            "report_id": self.report_id, "source": self.source, "started_at": self.started_at,
+            "finished_at": self.finished_at, "ok": self.ok,
+            "bars_version_before": self.bars_version_before, "bars_version_after": self.bars_version_after,
+            "quarantine_version": self.quarantine_version,
+            "summary": {s: sum(r.status == s for r in self.results) for s in (ACCEPTED, WARNED, QUARANTINED)},
+            "tickers": [r.to_dict() for r in self.results],
+        }
+
+
+@dataclass
+class Validated:
+    """Pure outcome of validating one raw file against the stored state of its ticker."""
+
+    result: TickerResult
+    upsert: pd.DataFrame | None  # rows to upsert (new batch + re-adjusted stored rows), when accepted
+    combined: pd.DataFrame | None  # the ticker's full history after the upsert, when accepted
+    quarantine: pd.DataFrame | None  # rows for the quarantine table, when quarantined
+
+
+def _iso(ts) -> str:
+    return pd.Timestamp(ts).strftime("%Y-%m-%d")
+
+
+def _rebase_stored(ticker: str, new: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame, list[dict],
+                                                                                  list[Finding]]:
+    """Stored rows before the new batch, re-based when the batch's adjustment changed (a later split/dividend).
+
+    The ratio of new to stored adjustment on the latest overlapping date (price factor and split factor separately)
+    is applied to all stored rows dated before the batch; without an overlap the batch's first factor is used and a
+    warning says the continuity could not be verified.
+    """
+    older = stored.loc[stored["date"] < new["date"].iloc[0]]
+    if len(older) == 0:
+        return older, [], []
+    overlap = new.merge(stored, on="date", suffixes=("", "_s"))
+    findings: list[Finding] = []
+    if len(overlap):
+        last = overlap.iloc[-1]
+        price_ratio = (last["adj_close"] / last["close"]) / (last["adj_close_s"] / last["close_s"])
+        vol_ratio = ((last["adj_volume"] / last["volume"]) / (last["adj_volume_s"] / last["volume_s"])
+                     if last["volume"] > 0 and last["volume_s"] > 0 and last["adj_volume_s"] > 0 else 1.0)
+        anchor = _iso(last["date"])
+    else:
+        first = new.iloc[0]
+        price_ratio = first["adj_close"] / first["close"]
+        vol_ratio = first["adj_volume"] / first["volume"] if first["volume"] > 0 else 1.0
+        anchor = _iso(first["date"])
+        if not (np.isclose(price_ratio, 1.0, rtol=1e-9) and np.isclose(vol_ratio, 1.0, rtol=1e-9)):
+            findings.append(Finding(ticker, "adjustment_unverified",
+                                    f"batch starts after the stored history without overlapping it; stored adjusted "
+                                    f"prices re-based by x{price_ratio:.6g} assuming no corporate action in between",
+                                    severity="warning", date=anchor))
+    if np.isclose(price_ratio, 1.0, rtol=1e-9, atol=0) and np.isclose(vol_ratio, 1.0, rtol=1e-9, atol=0):
+        return older.iloc[0:0], [], findings
+    rebased = older.copy()
+    for c in _ADJ:
+        rebased[c] = rebased[c] * price_ratio
+    rebased["adj_volume"] = rebased["adj_volume"] * vol_ratio
+    event = {"type": "readjusted", "rows": int(len(rebased)), "price_ratio": float(price_ratio),
+             "volume_ratio": float(vol_ratio), "anchor_date": anchor}
+    return rebased, [event], findings
+
+
+def validate_ticker(raw: RawFile, stored: pd.DataFrame, stats: TickerStats | None, cfg: IngestConfig,
+                    today: date, extra: list[Finding] | None = None) -> Validated:
+    """Run every check for one ticker's raw file against its stored bars and statistical schema (pure, no I/O)."""
+    t = raw.ticker
+    parsed = parse_raw(raw)
+    res = TickerResult(t, QUARANTINED, raw.provenance(), layout=parsed.layout, order=parsed.order,
+                       rows_in=parsed.source_rows)
+    res.findings = list(extra or []) + list(parsed.findings)
+    frame = parsed.frame
+    upsert = combined = None
+    if frame is not None and not any(f.severity == "error" for f in res.findings):
+        bars = adjust(frame, cfg.split_tolerance)
+        res.first_date, res.last_date = _iso(bars["date"].iloc[0]), _iso(bars["date"].iloc[-1])
+        res.findings += validate_contract(t, bars, today)
+        known = pd.DatetimeIndex(stored["date"]) if len(stored) else None
+        cal, res.calendar = calendar_findings(t, bars["date"], cfg.calendar, cfg.max_gap_sessions, known)
+        res.findings += cal
+        previous = stored.loc[stored["date"] < bars["date"].iloc[0]]
+        anomalies, res.events = check_anomalies(t, bars, cfg, previous if len(previous) else None, stats)
+        res.findings += anomalies
+        res.findings += overlap_conflicts(t, bars, stored, cfg.conflict_rtol)
+        fresh = bars.loc[~bars["date"].isin(stored["date"])] if len(stored) else bars
+        drift_findings, res.drift = drift(t, fresh, stored if len(stored) else None, cfg)
+        res.findings += drift_findings
+        if not any(f.severity == "error" for f in res.findings):
+            rebased, events, rebase_findings = _rebase_stored(t, bars, stored)
+            res.events += events
+            res.findings += rebase_findings
+            batch = _changed_rows(bars.assign(ticker=t), stored)
+            upsert = pd.concat([batch, rebased], ignore_index=True) if len(rebased) else batch
+            keep = stored.loc[~stored["date"].isin(upsert["date"])]
+            combined = pd.concat([keep, upsert], ignore_index=True).sort_values("date", kind="stable")
+            combined = combined.reset_index(drop=True)
+            res.rows_new = int(len(fresh))
+            res.rows_updated = int(len(upsert) - res.rows_new)
+            res.rows_written = int(len(upsert))
+            res.rows_total = int(len(combined))
+            if res.rows_total < cfg.min_history_rows:
+                res.findings.append(Finding(t, "short_history", f"only {res.rows_total} bars stored (fewer than "
+                                            f"ingest.min_history_rows={cfg.min_history_rows}): too little history "
+                                            "for long indicator windows and walk-forward training",
+                                            severity="warning"))
+    if any(f.severity == "error" for f in res.findings):
+        res.status = QUARANTINED
+        res.rows_new = res.rows_updated = res.rows_written = 0
+        res.rows_total = int(len(stored))
+        return Validated(res, None, None, _quarantine_rows(raw, frame, res))
+    res.status = WARNED if res.warnings else ACCEPTED
+    return Validated(res, upsert, combined, None)
+
+
+_VALUE_COLUMNS = ("open", "high", "low", "close", "volume", *_ADJ, "adj_volume", "dividend", "split_ratio")
+
+
+def _changed_rows(batch: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """Rows of ``batch`` that are new or differ from the stored bar in any value (so re-ingesting is a no-op)."""
+    if len(stored) == 0:
+        return batch
+    m = batch[["date"]].merge(stored[["date", *_VALUE_COLUMNS]], on="date", how="left")
+    changed = m["open"].isna().to_numpy()
+    for c in _VALUE_COLUMNS:
+        a, b = batch[c].to_numpy(dtype="float64"), m[c].to_numpy(dtype="float64")
+        changed |= ~np.isclose(a, b, rtol=1e-12, atol=0.0, equal_nan=True)
+    return batch.loc[changed]
+
+
+def _quarantine_rows(raw: RawFile, frame: pd.DataFrame | None, res: TickerResult) -> pd.DataFrame:
+    """The batch's rows with the rules they broke (row-specific rules, else every error of the ticker)."""
+    errors = res.errors
+    all_rules = sorted({f.rule for f in errors})
+    reason = "; ".join(str(f) for f in errors[:5]) + (f" (+{len(errors) - 5} more)" if len(errors) > 5 else "")
+    by_row: dict[int, list[str]] = {}
+    for f in errors:
+        if f.row is not None:
+            by_row.setdefault(f.row, []).append(f.rule)
+    common = dict(ticker=raw.ticker, source=raw.source, location=raw.location, reason=reason,
+                  quarantined_at=st.utcnow())
+    if frame is None or len(frame) == 0:
+        excerpt = raw.content[:200].decode("utf-8", errors="replace")
+        return pd.DataFrame([{**common, "rules": ",".join(all_rules), "payload_excerpt": excerpt}])
+    q = frame[["date", "row", "open", "high", "low", "close", "volume", "adj_close"]].copy()
+    q["rules"] = [",".join(sorted(set(by_row.get(int(r), all_rules)))) for r in q["row"]]
+    for k, v in common.items():
+        q[k] = v
+    return q
+
+
+def _batch_findings(files: list[RawFile]) -> dict[int, list[Finding]]:
+    """Duplicate files (same bytes) and several files for one ticker within one run."""
+    out: dict[int, list[Finding]] = {}
+    seen_sha: dict[str, RawFile] = {}
+    per_ticker: dict[str, list[int]] = {}
+    for i, f in enumerate(files):
+        per_ticker.setdefault(f.ticker, []).append(i)
+        if f.content and f.sha256 in seen_sha:
+            first = seen_sha[f.sha256]
+            out.setdefault(i, []).append(Finding(f.ticker, "duplicate_file", f"{f.location} has the same bytes "
+                                                 f"(sha256 {f.sha256[:12]}) as {first.location} ({first.ticker})"))
+        seen_sha.setdefault(f.sha256, f)
+    for t, idx in per_ticker.items():
+        if len(idx) > 1:
+            names = ", ".join(files[i].location for i in idx)
+            for i in idx:
+                out.setdefault(i, []).append(Finding(t, "duplicate_ticker", f"{len(idx)} files for one ticker "
+                                                     f"in one run: {names}"))
+    return out
+
+
+def ingest(source: Source, settings: Settings, tickers: list[str] | None = None, *,
+           today: date | None = None, lake: st.Lake | None = None,
+           progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
+    """Ingest ``tickers`` (all the source has when ``None``) from ``source`` into the lake and return the report.
+
+    Raises :class:`~tradeops.errors.SourceError` / ``UsageError`` before anything is written when the source fails.
+    ``progress(ticker, i, n)`` is called before each ticker is validated.
+    """
+    cfg = settings.ingest
+    today = today or exchange_today()
+    lake = lake or st.lake_for(settings)
+    report = IngestReport(report_id=f"ing-{datetime.now(EXCHANGE_TZ):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
+                          source=source.name, started_at=st.utcnow().isoformat(), results=[])
+    bars_before = lake.version(st.BARS)
+    report.bars_version_before = report.bars_version_after = bars_before
+
+    wanted = [t.strip().upper() for t in tickers] if tickers else None
+    stored_all = lake.read_bars(wanted) if bars_before is not None else st.BARS_SCHEMA.empty_table().to_pandas()
+    stored_all["date"] = pd.to_datetime(stored_all["date"])
+    stored_by = {t: g.reset_index(drop=True) for t, g in stored_all.groupby("ticker", sort=False)}
+    stored_last = {t: g["date"].iloc[-1].date() for t, g in stored_by.items()}
+    files = source.fetch(wanted, stored_last)
+    stats_df = lake.read(st.STATS)
+    stats = {r["ticker"]: TickerStats(**{k: r[k] for k in TickerStats.__dataclass_fields__})
+             for r in stats_df.to_dict("records")}
+
+    extra = _batch_findings(files)
+    validated: list[Validated] = []
+    empty = stored_all.iloc[0:0]
+    for i, raw in enumerate(files):
+        if progress:
+            progress(raw.ticker, i, len(files))
+        v = validate_ticker(raw, stored_by.get(raw.ticker, empty), stats.get(raw.ticker), cfg, today,
+                            extra.get(i))
+        validated.append(v)
+        report.results.append(v.result)
+
+    _write(lake, report, validated, settings)
+    report.finished_at = st.utcnow().isoformat()
+    report.path = str(save_report(report, settings.reports_dir))
+    return report
+
+
+def _write(lake: st.Lake, report: IngestReport, validated: list[Validated], settings: Settings) -> None:
+    accepted = [v for v in validated if v.upsert is not None]
+    quarantined = [v for v in validated if v.quarantine is not None]
+    meta = {"operation": "ingest", "source": report.source, "report_id": report.report_id}
+    before = report.bars_version_before
+    try:
+        if any(len(v.upsert) for v in accepted):
+            rows = pd.concat([v.upsert for v in accepted], ignore_index=True)
+            rows["source"] = report.source
+            rows["ingested_at"] = st.utcnow()
+            rows["report_id"] = report.report_id
+            meta_bars = {**meta, "tickers": [v.result.ticker for v in accepted], "rows_written": int(len(rows)),
+                         "rows_new": int(sum(v.result.rows_new for v in accepted))}
+            report.bars_version_after = lake.upsert(st.BARS, rows, meta_bars)
+            _verify_destination(lake, accepted)
+            stats_rows = pd.DataFrame([{**infer_stats(v.result.ticker, v.combined).to_dict(),
+                                        "bars_version": report.bars_version_after, "report_id": report.report_id,
+                                        "computed_at": st.utcnow()} for v in accepted])
+            lake.upsert(st.STATS, stats_rows, {**meta, "bars_version": report.bars_version_after})
+        if quarantined:
+            q = pd.concat([v.quarantine for v in quarantined], ignore_index=True)
+            q["report_id"] = report.report_id
+            report.quarantine_version = lake.append(st.QUARANTINE, q, {**meta, "rows": int(len(q))})
+        rep = pd.DataFrame([{
+            "report_id": report.report_id, "ticker": r.ticker, "status": r.status, "source": report.source,
+            "location": r.provenance["location"], "sha256": r.provenance["sha256"], "bytes": r.provenance["bytes"],
+            "rows_in": r.rows_in, "rows_written": r.rows_written, "errors": len(r.errors),
+            "warnings": len(r.warnings), "findings_json": json.dumps([f.to_dict() for f in r.findings]),
+            "bars_version": report.bars_version_after, "created_at": st.utcnow()} for r in report.results])
+        if len(rep):
+            lake.append(st.REPORTS, rep, meta)
+    except BaseException:
+        after = lake.version(st.BARS)
+        if after is not None and after != before and before is not None:
+            lake.restore(st.BARS, before, reason=f"ingest {report.report_id} failed after writing")
+            report.bars_version_after = before
+        raise
+
+
+def _verify_destination(lake: st.Lake, accepted: list[Validated]) -> None:
+    """Row counts and dates per ticker in the table must equal what validation expected (source vs destination)."""
+    tickers = [v.result.ticker for v in accepted]
+    tbl = lake.arrow(st.BARS, columns=["ticker", "date"], tickers=tickers)
+    counts = tbl.group_by("ticker").aggregate([("date", "count"), ("date", "count_distinct")]).to_pandas()
+    got = {r["ticker"]: (int(r["date_count"]), int(r["date_count_distinct"])) for r in counts.to_dict("records")}
+    for v in accepted:
+        expected = v.result.rows_total
+        n, distinct = got.get(v.result.ticker, (0, 0))
+        if n != expected or distinct != expected:
+            raise TradeopsError(f"{v.result.ticker}: [destination_count] table holds {n} rows ({distinct} distinct "
+                                f"dates) after the write, expected {expected}; the write was rolled back")
+
+
+def save_report(report: IngestReport, reports_dir: Path) -> Path:
+    """Write the JSON report; returns its path."""
+    out = Path(reports_dir) / "ingest"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{report.report_id}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,1 @@
+"""Features level: indicators, labels, selection, scaling, images, feature store."""
