@@ -153,8 +153,9 @@ def _sma(b: _Bars, n: int, out: np.ndarray) -> None:
     _rel_to_close(b, b.sma(n), out)
 
 
-def hull_moving_average(close: np.ndarray, n: int, *, wma_half: np.ndarray | None = None,
-                        wma_full: np.ndarray | None = None) -> np.ndarray:
+def hull_moving_average(
+    close: np.ndarray, n: int, *, wma_half: np.ndarray | None = None, wma_full: np.ndarray | None = None
+) -> np.ndarray:
     """HMA_n = WMA(2*WMA(close, n//2) - WMA(close, n), isqrt(n)); price units; NaN for the first n+isqrt(n)-2 rows."""
     half = talib.WMA(close, n // 2) if wma_half is None else wma_half
     full = talib.WMA(close, n) if wma_full is None else wma_full
@@ -310,7 +311,9 @@ def compute_features(bars: pd.DataFrame, defs: Sequence[FeatureDef], *, ticker: 
         if not isinstance(d, FeatureDef):
             raise ValueError(f"{who}expected FeatureDef, got {type(d).__name__}")
         if d.indicator not in _COMPUTE:
-            raise ValueError(f"{who}feature {d.name!r}: unknown indicator {d.indicator!r}; known: {', '.join(_COMPUTE)}")
+            raise ValueError(
+                f"{who}feature {d.name!r}: unknown indicator {d.indicator!r}; known: {', '.join(_COMPUTE)}"
+            )
         if d.window < min_window(d.indicator):
             raise ValueError(
                 f"{who}feature {d.name!r}: window {d.window} below the minimum {min_window(d.indicator)} "

@@ -119,8 +119,8 @@ def encode_labels(labels: pd.Series) -> pd.Series:
     present = labels[~missing]
     unknown = ~present.isin(CLASSES).to_numpy()
     if unknown.any():
-        at = present.index[int(np.flatnonzero(unknown)[0])]
-        raise ValueError(f"unknown label {present.loc[at]!r} at {at}; valid: {', '.join(CLASSES)}")
+        k = int(np.flatnonzero(unknown)[0])
+        raise ValueError(f"unknown label {present.iloc[k]!r} at {present.index[k]}; valid: {', '.join(CLASSES)}")
     out = pd.Series(pd.array([pd.NA] * len(labels), dtype="Int8"), index=labels.index, name=labels.name)
     out[~missing] = present.map(CLASS_IDS).astype("int8").to_numpy()
     return out
