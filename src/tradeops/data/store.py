@@ -78,6 +78,33 @@ def _to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.table(data, schema=schema)
 
 
+def read_delta(dt, schema: pa.Schema | None = None, *, tickers: list[str] | None = None,
+               columns: list[str] | None = None) -> pa.Table:
+    """Read a Delta table snapshot into Arrow, optionally only ``tickers`` and ``columns``.
+
+    Scans single-threaded on purpose: pyarrow's threaded dataset scan over delta-rs files makes the interpreter
+    abort at exit ("terminate called without an active exception") in about a third of runs here, which would turn
+    a successful CLI command into exit code 134. Strings come back as declared in ``schema`` (delta-rs may hand back
+    ``string_view``).
+    """
+    import pyarrow.dataset as ds
+
+    dataset = dt.to_pyarrow_dataset()
+    flt = None
+    if tickers:
+        ttype = dataset.schema.field("ticker").type
+        flt = ds.field("ticker").isin(pa.array(list(tickers), pa.string()).cast(ttype))
+    tbl = dataset.to_table(columns=columns, filter=flt, use_threads=False)
+    if schema is not None:
+        names = set(schema.names)
+        tbl = tbl.cast(pa.schema([schema.field(n) if n in names else tbl.schema.field(n)
+                                  for n in tbl.column_names]))
+    elif any(pa.types.is_string_view(f.type) for f in tbl.schema):
+        tbl = tbl.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_string_view(f.type) else f
+                                  for f in tbl.schema]))
+    return tbl
+
+
 @dataclass(frozen=True)
 class Lake:
     """The Delta tables under one root (a local directory or an object-store URI)."""
@@ -117,15 +144,7 @@ class Lake:
     def arrow(self, table: str, *, version: int | None = None, tickers: list[str] | None = None,
               columns: list[str] | None = None) -> pa.Table:
         """Read a table as Arrow with the declared schema types, optionally filtered to ``tickers``."""
-        import pyarrow.compute as pc
-
-        tbl = self.table(table, version).to_pyarrow_table(columns=columns)
-        # delta-rs may hand strings back as string_view; normalise to the declared schema.
-        schema = SCHEMAS[table]
-        tbl = tbl.cast(pa.schema([schema.field(n) for n in tbl.column_names]))
-        if tickers:
-            tbl = tbl.filter(pc.is_in(tbl["ticker"], value_set=pa.array(list(tickers), pa.string())))
-        return tbl
+        return read_delta(self.table(table, version), SCHEMAS.get(table), tickers=tickers, columns=columns)
 
     def read_bars(self, tickers: list[str] | None = None, version: int | None = None) -> pd.DataFrame:
         """Validated, adjusted bars sorted by (ticker, date); ``version`` reads that table version (time travel)."""
