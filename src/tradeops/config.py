@@ -56,6 +56,14 @@ class AlphaVantageConfig(_Section):
     timeout_seconds: float = Field(30.0, gt=0)
 
 
+class FeaturesConfig(_Section):
+    """Feature set defaults. Windows are in trading days; the label window is odd (Sezer: 11 -> horizon 5)."""
+
+    preset: str = Field("thesis", pattern="^(thesis|cnn-ta)$")
+    windows: tuple[int, ...] = Field(tuple(range(6, 21)), min_length=1)
+    label_window: int = Field(11, ge=3)
+
+
 class Settings(BaseSettings):
     """The whole configuration. ``home`` holds all state; deleting it resets everything."""
 
@@ -71,6 +79,7 @@ class Settings(BaseSettings):
     alphavantage_base_url: str = ALPHAVANTAGE_PUBLIC_URL
     ingest: IngestConfig = IngestConfig()
     alphavantage: AlphaVantageConfig = AlphaVantageConfig()
+    features: FeaturesConfig = FeaturesConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -13,33 +13,22 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
 from tradeops import __version__
+from tradeops.cli.common import console, err_console, fail, progress_bar, settings_of, split_tickers
+from tradeops.cli.features import app as features_app
+from tradeops.cli.features import print_build, run_build
 from tradeops.config import CONFIG_FILE_ENV, Settings, load_settings
 from tradeops.errors import TradeopsError
 
 app = typer.Typer(name="tradeops", help="DataOps + MLOps for trading-signal models.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
-# Wide enough for the tables when output is piped (CI logs, `make demo | tee`); a terminal keeps its own width.
-console = Console(width=None if sys.stdout.isatty() else 120)
-err_console = Console(stderr=True)
+app.add_typer(features_app, name="features")
 
 
 class SourceName(str, Enum):
     sample = "sample"
     csv = "csv"
     alphavantage = "alphavantage"
-
-
-def _settings(ctx: typer.Context) -> Settings:
-    return ctx.obj["settings"]
-
-
-def _fail(exc: TradeopsError) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False, soft_wrap=True)
-    raise typer.Exit(exc.exit_code)
 
 
 def _version(value: bool) -> None:
@@ -66,14 +55,7 @@ def main(
     try:
         ctx.obj = {"settings": load_settings(home=home)}
     except TradeopsError as exc:
-        _fail(exc)
-
-
-def _split_tickers(tickers: str | None) -> list[str] | None:
-    if not tickers:
-        return None
-    out = [t.strip().upper() for t in tickers.split(",") if t.strip()]
-    return out or None
+        fail(exc)
 
 
 def run_ingest(settings: Settings, source: SourceName, path: Path | None, tickers: list[str] | None) -> dict:
@@ -92,10 +74,7 @@ def run_ingest(settings: Settings, source: SourceName, path: Path | None, ticker
         src = AlphaVantageSource(settings)
     else:
         src = SampleSource()
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
-        task = bar.add_task("validating", total=None)
-
+    with progress_bar() as (bar, task):
         def tick(ticker: str, i: int, n: int) -> None:
             bar.update(task, description=f"validating {ticker}", completed=i, total=n)
 
@@ -115,9 +94,9 @@ def ingest_cmd(
     from tradeops.cli.render import ingest_summary
 
     try:
-        report = run_ingest(_settings(ctx), source, path, _split_tickers(tickers))
+        report = run_ingest(settings_of(ctx), source, path, split_tickers(tickers))
     except TradeopsError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2, default=str) + "\n")
     else:
@@ -136,9 +115,9 @@ def catalog_cmd(ctx: typer.Context,
     from tradeops.data.store import lake_for
 
     try:
-        cat = build_catalog(lake_for(_settings(ctx)))
+        cat = build_catalog(lake_for(settings_of(ctx)))
     except TradeopsError as exc:
-        _fail(exc)
+        fail(exc)
     if as_json:
         sys.stdout.write(json.dumps(cat, indent=2, default=str) + "\n")
     else:
@@ -148,26 +127,35 @@ def catalog_cmd(ctx: typer.Context,
 @app.command("demo")
 def demo_cmd(ctx: typer.Context) -> None:
     """Run the whole lifecycle built so far on the bundled sample and say where to look."""
-    from tradeops.cli.render import catalog_tables, ingest_summary
+    from tradeops.cli.render import catalog_tables, class_balance_table, ingest_summary
     from tradeops.data.catalog import build_catalog
     from tradeops.data.store import lake_for
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
+    steps = 3
     try:
-        console.rule("[bold]1/2 Data: ingest + validate + version the bundled sample")
+        console.rule(f"[bold]1/{steps} Data: ingest + validate + version the bundled sample")
         report = run_ingest(settings, SourceName.sample, None, None)
         ingest_summary(report, console)
-        console.rule("[bold]2/2 Data: catalog")
+        if not report["ok"]:
+            raise typer.Exit(1)
+        console.rule(f"[bold]2/{steps} Features: indicators, labels, feature store (presets cnn-ta and thesis)")
+        builds = [run_build(settings, preset, None) for preset in ("cnn-ta", "thesis")]
+        from tradeops.cli.render import build_summary
+
+        for b in builds:
+            build_summary(b.to_dict(), console)
+        class_balance_table(builds[0].class_balance, console)
+        console.rule(f"[bold]3/{steps} Data: catalog (datasets, versions, validation status, lineage)")
         catalog_tables(build_catalog(lake_for(settings)), console)
     except TradeopsError as exc:
-        _fail(exc)
+        fail(exc)
     console.rule("[bold]where to look")
     console.print(f"state:          {settings.home.resolve()}\n"
                   f"delta tables:   {lake_for(settings).root}\n"
                   f"ingest report:  {Path(report['report_path']).resolve()}\n"
-                  f"catalog:        tradeops catalog [--json]")
-    if not report["ok"]:
-        raise typer.Exit(1)
+                  f"next:           tradeops catalog | tradeops features show IBM --date 2010-06-01 | "
+                  f"tradeops features export --ticker IBM --out ibm.parquet | tradeops features report")
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

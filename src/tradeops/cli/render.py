@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -53,29 +54,29 @@ def catalog_tables(catalog: dict, console: Console) -> None:
         overview.add_column(col, overflow="fold")
     for d in catalog["datasets"]:
         overview.add_row(d["name"], "-" if d["current_version"] is None else str(d["current_version"]),
-                         str(d["rows"]), str(len(d["rows_per_ticker"])), d["owner"], d["description"].split(": ")[0].split("; ")[0])
+                         "-" if d["rows"] is None else str(d["rows"]), str(len(d["rows_per_ticker"])), d["owner"],
+                         d["description"].split(": ")[0].split("; ")[0])
     console.print(overview)
     bars = catalog["datasets"][0]
     if bars["rows_per_ticker"]:
         t = Table(title=f"{bars['name']}: per ticker (latest validation)")
-        for col in ("ticker", "rows", "sources", "status", "errors", "warnings", "report", "read by"):
+        for col in ("ticker", "rows", "sources", "status", "errors", "warnings", "report"):
             t.add_column(col)
-        readers = {}
-        for item in bars["lineage"]:
-            readers.setdefault(item["dataset_version"], []).append(f"{item['consumer']} v{item['consumer_version']}")
-        read_by = "; ".join(f"v{v}: {', '.join(c)}" for v, c in sorted(readers.items())) or "-"
         for ticker, n in bars["rows_per_ticker"].items():
             st = bars["validation_status"].get(ticker, {})
             style = STATUS_STYLE.get(st.get("status", ""), "")
             t.add_row(ticker, str(n), ",".join(bars["sources"].get(ticker, [])),
                       f"[{style}]{st.get('status', '-')}[/{style}]" if style else "-", str(st.get("errors", "-")),
-                      str(st.get("warnings", "-")), st.get("report_id", "-"), read_by)
+                      str(st.get("warnings", "-")), st.get("report_id", "-"))
         console.print(t)
-        h = Table(title=f"{bars['name']}: versions (newest first)")
-        for col in ("version", "time", "operation", "source", "rows written", "report"):
-            h.add_column(col)
+        readers: dict[int, list[str]] = {}
+        for item in bars["lineage"]:
+            readers.setdefault(item["dataset_version"], []).append(f"{item['consumer']} v{item['consumer_version']}")
+        h = Table(title=f"{bars['name']}: versions (newest first) and lineage")
+        for col in ("version", "time", "operation", "source", "rows written", "report", "read by"):
+            h.add_column(col, overflow="fold")
         for v in bars["versions"][:10]:
             h.add_row(str(v.get("version")), str(v.get("timestamp", ""))[:19], str(v.get("operation",
                       v.get("delta_operation", ""))), str(v.get("source", "")), str(v.get("rows_written", "")),
-                      str(v.get("report_id", "")))
+                      str(v.get("report_id", "")), "\n".join(sorted(set(readers.get(v.get("version"), [])))) or "-")
         console.print(h)

@@ -58,4 +58,36 @@ def build_catalog(lake: st.Lake) -> dict:
             status[r["ticker"]] = {"status": r["status"], "report_id": r["report_id"], "errors": int(r["errors"]),
                                    "warnings": int(r["warnings"]), "checked_at": pd.Timestamp(r["created_at"]).isoformat()}
     datasets[0]["validation_status"] = status
+    datasets.extend(_derived_tables(lake))
     return {"lake": lake.root, "datasets": datasets}
+
+
+def _derived_tables(lake: st.Lake) -> list[dict]:
+    """Feature and label tables written by the Features level (discovered by name under the lake root)."""
+    from pathlib import Path
+
+    root = Path(lake.root)
+    if "://" in lake.root or not root.is_dir():
+        return []
+    out = []
+    for path in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(("features_", "labels_"))):
+        if not lake.exists(path.name):
+            continue
+        history = lake.history(path.name)
+        latest = history[0] if history else {}
+        dt = lake.table(path.name)
+        schema = [{"name": f.name, "type": str(f.type), "nullable": f.nullable}
+                  for f in dt.schema().to_arrow()]
+        tickers = json.loads(latest.get("tickers", "[]")) if isinstance(latest.get("tickers"), str) else []
+        kind = "features" if path.name.startswith("features_") else "labels"
+        desc = (f"Offline features, preset {latest.get('preset', '?')} ({latest.get('n_features', '?')} float32 "
+                f"columns), feature-set version {latest.get('feature_set_version', '?')}"
+                if kind == "features" else
+                f"Sezer labels (window {latest.get('label_window', '?')}) with label_known_at; kept apart from features")
+        out.append({"name": path.name, "description": desc, "owner": "features", "uri": lake.uri(path.name),
+                    "schema": schema if len(schema) <= 40 else schema[:4] + [{"name": f"... {len(schema) - 4} more"}],
+                    "exists": True, "current_version": dt.version(), "versions": history,
+                    "rows": None, "rows_per_ticker": {t: None for t in tickers}, "sources": {},
+                    "validation_status": {}, "lineage": [],
+                    "derived_from": {"dataset": st.BARS, "version": latest.get("bars_version")}})
+    return out
