@@ -15,35 +15,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
+from _synth import synthetic_bars
 
 from tradeops.config import load_settings
-from tradeops.data.clean import sessions
 from tradeops.data.ingest import ingest
 from tradeops.data.sources import CsvSource, SampleSource
 
 
-def synthetic_universe(out: Path, n_tickers: int, years: int, seed: int = 7) -> int:
-    """Write ``n_tickers`` Yahoo-style CSVs of geometric random walks over real XNYS sessions; returns rows."""
-    end = pd.Timestamp("2023-12-29")
-    dates = sessions("XNYS", end - pd.DateOffset(years=years) + pd.Timedelta(days=1), end)
-    rng = np.random.default_rng(seed)
-    n = len(dates)
-    date_s = dates.strftime("%Y-%m-%d")
-    for i in range(n_tickers):
-        r = rng.normal(0.0003, 0.018, n)
-        close = 50 * np.exp(np.cumsum(r))
-        open_ = close * np.exp(rng.normal(0, 0.005, n))
-        high = np.maximum(open_, close) * (1 + np.abs(rng.normal(0, 0.006, n)))
-        low = np.minimum(open_, close) * (1 - np.abs(rng.normal(0, 0.006, n)))
-        vol = rng.integers(100_000, 5_000_000, n)
-        div = np.cumprod(np.where(rng.random(n) < 0.016, 0.995, 1.0)[::-1])[::-1]  # quarterly-ish dividends
-        adj = close * np.concatenate([div[1:], [1.0]])
-        df = pd.DataFrame({"Date": date_s, "Open": open_.round(4), "High": high.round(4), "Low": low.round(4),
-                           "Close": close.round(4), "Adj Close": adj.round(6), "Volume": vol})
-        df.to_csv(out / f"T{i:04d}.csv", index=False)
-    return n * n_tickers
+def synthetic_universe(out: Path, n_tickers: int, years: int) -> int:
+    """Write ``n_tickers`` Yahoo-style CSVs (see ``_synth.synthetic_bars``); returns the number of rows."""
+    rows = 0
+    for ticker, df in synthetic_bars(n_tickers, years):
+        df.assign(Date=df["Date"].dt.strftime("%Y-%m-%d")).to_csv(out / f"{ticker}.csv", index=False)
+        rows += len(df)
+    return rows
 
 
 def run(name: str, source, home: Path) -> None:

@@ -113,10 +113,18 @@ class BuildResult:
                 "class_balance": self.class_balance.reset_index().to_dict("records")}
 
 
+def _WRITER(column_properties, writer_properties):
+    """Parquet settings for wide float tables: dictionary encoding off except for the ticker (trying dictionaries
+    on continuous floats made delta-rs writes ~4.5x slower: 87k vs 390k rows/s for 225 columns on one core)."""
+    return writer_properties(compression="SNAPPY",
+                             default_column_properties=column_properties(dictionary_enabled=False),
+                             column_properties={"ticker": column_properties(dictionary_enabled=True)})
+
+
 def _write(lake: st.Lake, table: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], tickers: list[str],
            metadata: dict) -> int:
     """Replace ``tickers``' rows of ``table`` with ``batches`` in ONE Delta commit (streamed, bounded memory)."""
-    from deltalake import CommitProperties, WriterProperties, write_deltalake
+    from deltalake import ColumnProperties, CommitProperties, WriterProperties, write_deltalake
 
     reader = pa.RecordBatchReader.from_batches(schema, batches)
     kw: dict = {"mode": "append"}
@@ -124,7 +132,7 @@ def _write(lake: st.Lake, table: str, schema: pa.Schema, batches: Iterator[pa.Re
         quoted = ", ".join("'" + t.replace("'", "''") + "'" for t in tickers)
         kw = {"mode": "overwrite", "predicate": f"ticker IN ({quoted})"}
     write_deltalake(lake.uri(table), reader, commit_properties=CommitProperties(custom_metadata=st._meta(metadata)),
-                    writer_properties=WriterProperties(compression="SNAPPY"), storage_options=lake.storage_options,
+                    writer_properties=_WRITER(ColumnProperties, WriterProperties), storage_options=lake.storage_options,
                     **kw)
     return lake.table(table).version()
 
