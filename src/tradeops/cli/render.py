@@ -80,3 +80,44 @@ def catalog_tables(catalog: dict, console: Console) -> None:
                       v.get("delta_operation", ""))), str(v.get("source", "")), str(v.get("rows_written", "")),
                       str(v.get("report_id", "")), "\n".join(sorted(set(readers.get(v.get("version"), [])))) or "-")
         console.print(h)
+
+
+def build_summary(result: dict, console: Console) -> None:
+    console.print(f"features [bold]{result['preset']}[/bold]: {result['n_features']} features x {result['rows']} rows "
+                  f"for {len(result['tickers'])} tickers -> {result['features_table']} v{result['features_version']}, "
+                  f"{result['labels_table']} v{result['labels_version']} (from bars v{result['bars_version']}; "
+                  f"feature set {result['feature_set_version']})", highlight=False)
+
+
+def class_balance_table(balance, console: Console) -> None:
+    """Counts and shares of BUY/SELL/HOLD per ticker and year (balance: DataFrame indexed by ticker, year)."""
+    t = Table(title="Class balance per ticker and year (Sezer labels, window 11)")
+    for col in ("ticker", "year", "BUY", "SELL", "HOLD", "n", "BUY %", "SELL %", "HOLD %"):
+        t.add_column(col, justify="left" if col in ("ticker", "year") else "right")
+    previous = None
+    for (ticker, year), r in balance.iterrows():
+        n = max(int(r["n"]), 1)
+        t.add_row(ticker if ticker != previous else "", str(year), str(int(r["BUY"])), str(int(r["SELL"])),
+                  str(int(r["HOLD"])), str(int(r["n"])), f"{100 * r['BUY'] / n:.1f}", f"{100 * r['SELL'] / n:.1f}",
+                  f"{100 * r['HOLD'] / n:.1f}")
+        previous = ticker
+    console.print(t)
+    totals = balance[["BUY", "SELL", "HOLD", "n"]].sum()
+    console.print(f"all: BUY {100 * totals['BUY'] / totals['n']:.1f}%, SELL {100 * totals['SELL'] / totals['n']:.1f}%, "
+                  f"HOLD {100 * totals['HOLD'] / totals['n']:.1f}% of {int(totals['n'])} labelled days")
+
+
+def vector_table(ticker: str, vec, fs, console: Console) -> None:
+    """A feature vector as an indicator x window grid (the image layout for cnn-ta)."""
+    by_ind: dict[str, dict[int, float]] = {}
+    for d in fs.defs:
+        by_ind.setdefault(d.indicator, {})[d.window] = float(vec.values[d.name])
+    windows = sorted({d.window for d in fs.defs})
+    t = Table(title=f"{ticker} {vec.date:%Y-%m-%d}: {fs.preset} features (feature set {fs.version})",
+              box=box.SIMPLE_HEAD, padding=(0, 0), pad_edge=False)
+    t.add_column("ind. \\ window")
+    for w in windows:
+        t.add_column(str(w), justify="right")
+    for ind, vals in by_ind.items():
+        t.add_row(ind, *[f" {vals[w]:+.2f}" if w in vals else "" for w in windows])
+    console.print(t)
