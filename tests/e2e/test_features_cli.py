@@ -58,3 +58,12 @@ def test_export_before_build_is_a_usage_error(tmp_path, tradeops):
     assert tradeops(h, "ingest", "--source", "sample", "--tickers", "FB").exit_code == 0
     r = tradeops(h, "features", "export", "--ticker", "FB", "--out", tmp_path / "x.parquet", "--preset", "cnn-ta")
     assert r.exit_code == 2 and "features build" in r.output
+
+
+def test_report_writes_a_self_contained_html(home, tradeops, tmp_path):
+    tradeops(home, "features", "build", "--preset", "cnn-ta")
+    out = tmp_path / "r.html"
+    r = tradeops(home, "features", "report", "--preset", "cnn-ta", "--out", out)
+    assert r.exit_code == 0, r.output
+    html = out.read_text()
+    assert "Class balance" in html and "rsi_13" in html and "<script src=" not in html

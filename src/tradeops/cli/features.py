@@ -165,4 +165,6 @@ def report_cmd(ctx: typer.Context, preset: PresetOpt = None,
                               registry=list(fs.defs), selection=selection)
     except TradeopsError as exc:
         fail(exc)
+    except ValueError as exc:
+        fail(TradeopsError(f"features report: {exc}"))
     console.print(f"report: {path.resolve()}")
