@@ -139,6 +139,20 @@ def export_cmd(ctx: typer.Context, ticker: Annotated[str, typer.Option(help="Tic
                   f"to {out}")
 
 
+def write_report(settings, fs, tickers: list[str] | None = None, *, selection=None, out: Path | None = None) -> Path:
+    """Write the exploration report of feature set ``fs`` (default path under ``<home>/reports``); returns it."""
+    from tradeops.data.store import lake_for
+    from tradeops.features.store import read_features, read_labels
+    from tradeops.report.features import write_features_report
+
+    lake = lake_for(settings)
+    path = out or settings.reports_dir / f"features_{fs.preset}_{fs.version}.html"
+    write_features_report(path, features=read_features(lake, fs, tickers), labels=read_labels(lake, fs, tickers),
+                          preset=fs.preset, feature_set_version=fs.version, registry=list(fs.defs),
+                          selection=selection)
+    return path.resolve()
+
+
 @app.command("report")
 def report_cmd(ctx: typer.Context, preset: PresetOpt = None,
                out: Annotated[Optional[Path], typer.Option(help="HTML path (default <home>/reports/).")] = None,
@@ -147,24 +161,18 @@ def report_cmd(ctx: typer.Context, preset: PresetOpt = None,
                                                   "this date (thesis preset; default: none fitted).")] = "") -> None:
     """Write a self-contained HTML exploration report (distributions, correlations, class balance, selection)."""
     from tradeops.data.store import lake_for
-    from tradeops.features.store import fit_image_transform, read_features, read_labels
-    from tradeops.report.features import write_features_report
+    from tradeops.features.store import fit_image_transform
 
     settings = settings_of(ctx)
     try:
         fs = feature_set(settings, preset)
-        lake = lake_for(settings)
         names = split_tickers(tickers)
-        feats = read_features(lake, fs, names)
-        labels = read_labels(lake, fs, names)
         selection = None
         if as_of and fs.preset == "thesis":
-            selection = fit_image_transform(lake, fs, names, as_of=_parse_date(as_of)).selection_
-        path = out or settings.reports_dir / f"features_{fs.preset}_{fs.version}.html"
-        write_features_report(path, features=feats, labels=labels, preset=fs.preset, feature_set_version=fs.version,
-                              registry=list(fs.defs), selection=selection)
+            selection = fit_image_transform(lake_for(settings), fs, names, as_of=_parse_date(as_of)).selection_
+        path = write_report(settings, fs, names, selection=selection, out=out)
     except TradeopsError as exc:
         fail(exc)
     except ValueError as exc:
         fail(TradeopsError(f"features report: {exc}"))
-    console.print(f"report: {path.resolve()}")
+    console.print(f"report: {path}")

@@ -16,7 +16,7 @@ import typer
 from tradeops import __version__
 from tradeops.cli.common import console, err_console, fail, progress_bar, settings_of, split_tickers
 from tradeops.cli.features import app as features_app
-from tradeops.cli.features import print_build, run_build
+from tradeops.cli.features import print_build, run_build, write_report
 from tradeops.config import CONFIG_FILE_ENV, Settings, load_settings
 from tradeops.errors import TradeopsError
 
@@ -146,6 +146,8 @@ def demo_cmd(ctx: typer.Context) -> None:
         for b in builds:
             build_summary(b.to_dict(), console)
         class_balance_table(builds[0].class_balance, console)
+        report_path = write_report(settings, builds[0].feature_set)
+        console.print(f"feature report: {report_path}")
         console.rule(f"[bold]3/{steps} Data: catalog (datasets, versions, validation status, lineage)")
         catalog_tables(build_catalog(lake_for(settings)), console)
     except TradeopsError as exc:
@@ -154,6 +156,7 @@ def demo_cmd(ctx: typer.Context) -> None:
     console.print(f"state:          {settings.home.resolve()}\n"
                   f"delta tables:   {lake_for(settings).root}\n"
                   f"ingest report:  {Path(report['report_path']).resolve()}\n"
+                  f"feature report: {report_path}\n"
                   f"next:           tradeops catalog | tradeops features show IBM --date 2010-06-01 | "
                   f"tradeops features export --ticker IBM --out ibm.parquet | tradeops features report")
 
