@@ -116,7 +116,10 @@ def calendar_findings(ticker: str, dates: pd.Series, calendar: str, max_gap: int
     d = pd.DatetimeIndex(dates.dropna())
     if len(d) == 0:
         return [], {"missing_sessions": 0}
-    sess = sessions(calendar, d.min(), d.max())
+    start = d.min()
+    if known is not None and len(known) and known.min() < start:
+        start = known[known < start].max()  # a hole between the stored bars and this batch counts too
+    sess = sessions(calendar, start, d.max())
     out: list[Finding] = []
     not_session = d.difference(sess)
     if len(sess) and len(not_session):

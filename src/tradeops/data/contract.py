@@ -83,6 +83,8 @@ def _to_findings(ticker: str, df: pd.DataFrame, cases: pd.DataFrame, limit: int)
         if isinstance(value, pd.Timestamp):
             value = value.strftime("%Y-%m-%d")
         what = f"{column} = {value}" if column else ""
+        if rule == "column_in_dataframe":
+            what = f"column {value!r} is missing"
         if rule in {"high_ge_open_close", "low_le_open_close"} and row is not None:
             r = df.loc[idx]
             what = f"open={r['open']}, high={r['high']}, low={r['low']}, close={r['close']}"

@@ -148,9 +148,12 @@ def _rebase_stored(ticker: str, new: pd.DataFrame, stored: pd.DataFrame) -> tupl
                      if last["volume"] > 0 and last["volume_s"] > 0 and last["adj_volume_s"] > 0 else 1.0)
         anchor = _iso(last["date"])
     else:
-        first = new.iloc[0]
-        price_ratio = first["adj_close"] / first["close"]
-        vol_ratio = first["adj_volume"] / first["volume"] if first["volume"] > 0 else 1.0
+        # Contiguous batch: the factor of its first bar vs the factor of the last stored bar. Equal factors mean no
+        # corporate action was newly applied; a difference is re-based onto the stored history.
+        first, last = new.iloc[0], older.iloc[-1]
+        price_ratio = (first["adj_close"] / first["close"]) / (last["adj_close"] / last["close"])
+        vol_ratio = ((first["adj_volume"] / first["volume"]) / (last["adj_volume"] / last["volume"])
+                     if first["volume"] > 0 and last["volume"] > 0 and last["adj_volume"] > 0 else 1.0)
         anchor = _iso(first["date"])
         if not (np.isclose(price_ratio, 1.0, rtol=1e-9) and np.isclose(vol_ratio, 1.0, rtol=1e-9)):
             findings.append(Finding(ticker, "adjustment_unverified",
@@ -185,7 +188,10 @@ def validate_ticker(raw: RawFile, stored: pd.DataFrame, stats: TickerStats | Non
         known = pd.DatetimeIndex(stored["date"]) if len(stored) else None
         cal, res.calendar = calendar_findings(t, bars["date"], cfg.calendar, cfg.max_gap_sessions, known)
         res.findings += cal
-        previous = stored.loc[stored["date"] < bars["date"].iloc[0]]
+        # Re-base the stored history first, so the bar before the batch is compared on the batch's adjustment basis
+        # (a split newly applied by the source must not look like a jump against the old basis).
+        rebased, rebase_events, rebase_findings = _rebase_stored(t, bars, stored)
+        previous = rebased if len(rebased) else stored.loc[stored["date"] < bars["date"].iloc[0]]
         anomalies, res.events = check_anomalies(t, bars, cfg, previous if len(previous) else None, stats)
         res.findings += anomalies
         res.findings += overlap_conflicts(t, bars, stored, cfg.conflict_rtol)
@@ -193,8 +199,7 @@ def validate_ticker(raw: RawFile, stored: pd.DataFrame, stats: TickerStats | Non
         drift_findings, res.drift = drift(t, fresh, stored if len(stored) else None, cfg)
         res.findings += drift_findings
         if not any(f.severity == "error" for f in res.findings):
-            rebased, events, rebase_findings = _rebase_stored(t, bars, stored)
-            res.events += events
+            res.events += rebase_events
             res.findings += rebase_findings
             batch = _changed_rows(bars.assign(ticker=t), stored)
             upsert = pd.concat([batch, rebased], ignore_index=True) if len(rebased) else batch

@@ -106,9 +106,14 @@ def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig,
     ctx = new if previous is None or len(previous) == 0 else pd.concat([previous.iloc[[-1]], new], ignore_index=True)
     offset = len(ctx) - len(new)
     dates = ctx["date"].to_numpy()
-    rows = ctx["row"].to_numpy() if "row" in ctx else np.zeros(len(ctx), dtype=int)
+    raw_rows = ctx["row"].to_numpy(dtype="float64") if "row" in ctx else np.full(len(ctx), np.nan)
+
+    def row_of(i: int) -> int | None:  # the stored bar that gives context has no source row
+        return None if np.isnan(raw_rows[i]) else int(raw_rows[i])
+
     ac = ctx["adj_close"].to_numpy(dtype="float64")
     close = ctx["close"].to_numpy(dtype="float64")
+    adj_open = ctx["adj_open"].to_numpy(dtype="float64")
 
     # Splits the adjustment explains (raw close jumps, adjusted close does not).
     split = ctx["split_ratio"].to_numpy(dtype="float64")
@@ -123,7 +128,10 @@ def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig,
     for i in np.flatnonzero(np.abs(ratio - 1.0) > cfg.jump_warn):
         if i < max(offset, 1):
             continue
-        snapped = snap_split_ratio(float(ratio[i]), cfg.split_tolerance)
+        # A split shows in the close ratio, or in the open gap when the split day also moved (AAPL 2000-06-21 closed
+        # x0.549 but opened x0.499); a crash opens and closes off the ratio (AAPL 2000-09-29: x0.527 / x0.481).
+        snapped = snap_split_ratio(float(ratio[i]), cfg.split_tolerance) or snap_split_ratio(
+            float(adj_open[i] / ac[i - 1]), cfg.split_tolerance)
         raw_ratio = close[i] / close[i - 1]
         pct = (ratio[i] - 1.0) * 100
         if snapped is not None:
@@ -131,13 +139,13 @@ def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig,
                 ticker, "unadjusted_split",
                 f"adjusted close moves {pct:+.1f}% ({ac[i - 1]:.4g} -> {ac[i]:.4g}), a {_ratio_text(snapped)} split "
                 "ratio that no split adjustment explains: the series is not split-adjusted",
-                date=_d(dates[i]), row=int(rows[i]) or None,
+                date=_d(dates[i]), row=row_of(i),
                 details={"ratio": float(ratio[i]), "split": str(snapped), "raw_ratio": float(raw_ratio)}))
         else:
             out.append(Finding(
                 ticker, "price_jump",
                 f"adjusted close moves {pct:+.1f}% in one day ({ac[i - 1]:.4g} -> {ac[i]:.4g}); not a split ratio, "
-                "accepted as a real move", severity="warning", date=_d(dates[i]), row=int(rows[i]) or None,
+                "accepted as a real move", severity="warning", date=_d(dates[i]), row=row_of(i),
                 details={"ratio": float(ratio[i])}))
 
     # Stale series: the same OHLCV bar repeated.
@@ -150,7 +158,7 @@ def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig,
             out.append(Finding(ticker, "stale_series",
                                f"the same bar repeats {length + 1} days in a row from {_d(dates[first])} "
                                f"(limit ingest.stale_run={cfg.stale_run}): the feed is stale",
-                               date=_d(dates[first]), row=int(rows[first]) or None))
+                               date=_d(dates[first]), row=row_of(first)))
 
     # Zero volume: runs are rejected, isolated days are flagged.
     vol = ctx["volume"].to_numpy(dtype="float64")
@@ -161,10 +169,10 @@ def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig,
             out.append(Finding(ticker, "zero_volume_run",
                                f"volume is 0 on {length} consecutive days from {_d(dates[start])} "
                                f"(limit ingest.zero_volume_run={cfg.zero_volume_run})",
-                               date=_d(dates[start]), row=int(rows[start]) or None))
+                               date=_d(dates[start]), row=row_of(start)))
         else:
             out.append(Finding(ticker, "zero_volume", f"volume is 0 on {length} day(s) from {_d(dates[start])}",
-                               severity="warning", date=_d(dates[start]), row=int(rows[start]) or None))
+                               severity="warning", date=_d(dates[start]), row=row_of(start)))
 
     # Out of range against the stored statistical schema.
     if stats is not None:

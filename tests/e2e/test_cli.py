@@ -1,0 +1,133 @@
+"""The ``tradeops`` command line end to end (in-process): help, exit codes of usage errors, the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tradeops import __version__
+
+
+def _no_bars(home: Path) -> bool:
+    return not (home / "lake" / "bars").exists()
+
+
+def test_help(tradeops):
+    result = tradeops(None, "--help")
+    assert result.exit_code == 0
+    for command in ("ingest", "catalog", "demo"):
+        assert command in result.output
+
+
+def test_ingest_help(tradeops):
+    result = tradeops(None, "ingest", "--help")
+    assert result.exit_code == 0
+    for option in ("--source", "--path", "--tickers", "--json", "sample", "csv", "alphavantage"):
+        assert option in result.output
+
+
+def test_version(tradeops):
+    result = tradeops(None, "--version")
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_no_arguments_shows_help(tradeops):
+    result = tradeops(None)
+    assert result.exit_code in (0, 2) and "ingest" in result.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["ingest", "--source", "csv"], "--path DIR is required"),
+    (["ingest", "--source", "yahoo"], "yahoo"),
+    (["ingest", "--source", "sample", "--tickers", "IBM,ZZZZ"], "ZZZZ"),
+    (["ingest", "--bogus"], "--bogus"),
+    (["frobnicate"], "frobnicate"),
+], ids=["csv-without-path", "unknown-source", "unknown-sample-ticker", "unknown-option", "unknown-command"])
+def test_usage_errors_exit_2(tradeops, tmp_path, args, message):
+    home = tmp_path / "home"
+    result = tradeops(home, *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert _no_bars(home)
+
+
+def test_path_that_is_not_a_directory_exits_2(tradeops, tmp_path):
+    f = tmp_path / "IBM.csv"
+    f.write_text("Date,Open,High,Low,Close,Volume\n")
+    for path in (f, tmp_path / "missing"):
+        result = tradeops(tmp_path / "home", "ingest", "--source", "csv", "--path", path)
+        assert result.exit_code == 2, result.output
+        assert "is not a directory" in result.output and str(path.name) in result.output
+    assert _no_bars(tmp_path / "home")
+
+
+def test_directory_without_csv_files_and_unknown_csv_ticker_exit_2(tradeops, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = tradeops(tmp_path / "home", "ingest", "--source", "csv", "--path", empty)
+    assert result.exit_code == 2 and "no *.csv files" in result.output
+    (empty / "IBM.csv").write_text("Date,Open,High,Low,Close,Volume\n")
+    result = tradeops(tmp_path / "home", "ingest", "--source", "csv", "--path", empty, "--tickers", "MSFT")
+    assert result.exit_code == 2 and "MSFT" in result.output and "available: IBM" in result.output
+    assert _no_bars(tmp_path / "home")
+
+
+def test_missing_config_file_exits_2(tradeops, tmp_path):
+    result = tradeops(tmp_path / "home", "--config", tmp_path / "nope.yaml", "catalog")
+    assert result.exit_code == 2
+    assert "nope.yaml" in result.output.replace("\n", "")  # rich may fold a long path
+
+
+def test_invalid_configuration_exits_2_naming_the_field(tradeops, tmp_path):
+    result = tradeops(tmp_path / "home", "catalog", env={"TRADEOPS_INGEST__STALE_RUN": "1"})
+    assert result.exit_code == 2, result.output
+    assert "ingest.stale_run" in result.output
+
+
+def test_config_file_is_applied(tradeops, tmp_path, bars_fixtures):
+    cfg = tmp_path / "tradeops.yaml"
+    cfg.write_text("ingest:\n  min_history_rows: 100\n")
+    result = tradeops(tmp_path / "home", "--config", cfg, "ingest", "--source", "csv", "--path",
+                      bars_fixtures / "yahoo_msft_2003", "--json")
+    assert result.exit_code == 0, result.output
+    (res,) = result.json()["tickers"]
+    assert res["status"] == "accepted" and res["warnings"] == []  # 188 bars >= 100: no short_history
+
+
+def test_ingest_selected_sample_tickers_as_json(tradeops, tmp_path):
+    result = tradeops(tmp_path / "home", "ingest", "--source", "sample", "--tickers", "fb, ibm", "--json")
+    assert result.exit_code == 0, result.output
+    report = result.json()
+    assert [t["ticker"] for t in report["tickers"]] == ["FB", "IBM"]
+    assert report["ok"] is True and Path(report["report_path"]).is_file()
+    assert Path(report["report_path"]).is_relative_to(tmp_path / "home")
+
+
+def test_rejected_data_exits_1_with_a_named_finding(tradeops, tmp_path, bars_fixtures):
+    src = tmp_path / "in"
+    src.mkdir()
+    lines = (bars_fixtures / "yahoo" / "IBM.csv").read_text().splitlines()
+    lines[5] = lines[5].replace(lines[5].split(",")[4], "-1", 1)  # data row 5: a negative Close
+    (src / "IBM.csv").write_text("\n".join(lines) + "\n")
+    result = tradeops(tmp_path / "home", "ingest", "--source", "csv", "--path", src)
+    assert result.exit_code == 1
+    line = next(ln for ln in result.output.splitlines() if "[price_positive]" in ln)
+    assert "IBM" in line and "2000-03-07" in line and "row 5" in line
+    assert _no_bars(tmp_path / "home")
+
+
+def test_demo_runs_in_a_fresh_home(tradeops, tmp_path):
+    home = tmp_path / "home"
+    result = tradeops(home, "demo")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Validation summary" in out
+    assert "3 accepted, 2 accepted with warnings, 0 quarantined" in out
+    assert "[short_history]" in out and "[price_jump]" in out and "split 2:1" in out
+    assert "Catalog of" in out and "Datasets" in out and "validation_reports" in out
+    for ticker in ("AAPL", "FB", "GOOG", "IBM", "MSFT"):
+        assert ticker in out
+    assert "where to look" in out and "tradeops catalog" in out
+    assert (home / "lake" / "bars" / "_delta_log").is_dir()
+    assert list((home / "reports" / "ingest").glob("*.json"))
