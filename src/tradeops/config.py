@@ -64,6 +64,58 @@ class FeaturesConfig(_Section):
     label_window: int = Field(11, ge=3)
 
 
+class CostsConfig(_Section):
+    """Realistic-mode trading costs, in basis points of traded value (plus a fixed amount per transaction)."""
+
+    commission_bps: float = Field(5.0, ge=0)
+    slippage_bps: float = Field(5.0, ge=0)
+    fixed_per_trade: float = Field(0.0, ge=0)
+
+
+class BlessingSection(_Section):
+    """Promotion gate: absolute floors, then beat the champion on the primary metric by a margin."""
+
+    min_recall_buy: float = Field(0.10, ge=0, le=1)
+    min_recall_sell: float = Field(0.10, ge=0, le=1)
+    min_macro_f1: float = Field(0.30, ge=0, le=1)
+    min_net_sharpe: float | None = 0.0
+    primary_metric: str = "net_sharpe"
+    higher_is_better: bool = True
+    champion_margin: float = Field(0.05, ge=0)
+    auto_promote: bool = Field(True, description="a blessed challenger becomes champion without a human")
+
+
+class TuneConfig(_Section):
+    """Optuna search space (log-uniform lr; categorical batch/dense) and budget."""
+
+    trials: int = Field(10, ge=1)
+    timeout_seconds: float | None = Field(None, gt=0)
+    lr_min: float = Field(1e-4, gt=0)
+    lr_max: float = Field(3e-3, gt=0)
+    batch_sizes: tuple[int, ...] = (128, 256, 512)
+    dense_units: tuple[int, ...] = (64, 128, 256)
+    dropout_dense: tuple[float, float] = (0.2, 0.6)
+    epochs: int = Field(30, ge=1)
+
+
+class ModelConfig(_Section):
+    """Training and evaluation. Windows are in trading days unless named in years; seeds make CPU runs exact."""
+
+    recipe: str = Field("default", pattern="^(paper|default)$")
+    epochs: int | None = Field(None, ge=1, description="None: the recipe's default (paper 200, default <=100)")
+    batch_size: int | None = Field(None, ge=1)
+    seed: int = 0
+    train_years: float = Field(5.0, gt=0)
+    test_days: int = Field(504, ge=20, description="holdout for `train`: the last ~2 years of trading days")
+    val_fraction: float = Field(0.15, ge=0, lt=0.5)
+    embargo: int = Field(5, ge=0, description="trading days between train/val/test (>= label horizon)")
+    mode: str = Field("realistic", pattern="^(paper|realistic)$")
+    costs: CostsConfig = CostsConfig()
+    blessing: BlessingSection = BlessingSection()
+    tune: TuneConfig = TuneConfig()
+    baselines: bool = Field(True, description="evaluate LightGBM and rule baselines on the same windows")
+
+
 class Settings(BaseSettings):
     """The whole configuration. ``home`` holds all state; deleting it resets everything."""
 
@@ -80,6 +132,8 @@ class Settings(BaseSettings):
     ingest: IngestConfig = IngestConfig()
     alphavantage: AlphaVantageConfig = AlphaVantageConfig()
     features: FeaturesConfig = FeaturesConfig()
+    model: ModelConfig = ModelConfig()
+    mlflow_tracking_uri: str | None = Field(None, description="default sqlite:///<home>/mlflow.db")
 
     @classmethod
     def settings_customise_sources(
@@ -100,6 +154,15 @@ class Settings(BaseSettings):
     def lake(self) -> str:
         """Root of the Delta tables: a local path or an object-store URI."""
         return self.lake_uri or str(self.home / "lake")
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow tracking URI: configured, else a SQLite file under the home directory."""
+        return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> str:
+        return (self.home / "mlartifacts").resolve().as_uri()
 
     @property
     def reports_dir(self) -> Path:

@@ -1,0 +1,1 @@
+"""Model level: CNN-TA and LightGBM classifiers, ONNX export and inference."""
