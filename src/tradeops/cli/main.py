@@ -17,12 +17,14 @@ from tradeops import __version__
 from tradeops.cli.common import console, err_console, fail, progress_bar, settings_of, split_tickers
 from tradeops.cli.features import app as features_app
 from tradeops.cli.features import print_build, run_build, write_report
+from tradeops.cli.model import register as register_model_commands
 from tradeops.config import CONFIG_FILE_ENV, Settings, load_settings
 from tradeops.errors import TradeopsError
 
 app = typer.Typer(name="tradeops", help="DataOps + MLOps for trading-signal models.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(features_app, name="features")
+register_model_commands(app)
 
 
 class SourceName(str, Enum):
@@ -132,7 +134,7 @@ def demo_cmd(ctx: typer.Context) -> None:
     from tradeops.data.store import lake_for
 
     settings = settings_of(ctx)
-    steps = 3
+    steps = 4
     try:
         console.rule(f"[bold]1/{steps} Data: ingest + validate + version the bundled sample")
         report = run_ingest(settings, SourceName.sample, None, None)
@@ -148,7 +150,12 @@ def demo_cmd(ctx: typer.Context) -> None:
         class_balance_table(builds[0].class_balance, console)
         report_path = write_report(settings, builds[0].feature_set)
         console.print(f"feature report: {report_path}")
-        console.rule(f"[bold]3/{steps} Data: catalog (datasets, versions, validation status, lineage)")
+        console.rule(f"[bold]3/{steps} Model: train CNN-TA on IBM, evaluate, backtest, bless, register")
+        from tradeops.cli.model import print_train, run_train
+
+        trained = run_train(settings, "cnn-ta", ["IBM"], None)
+        print_train(trained, as_json=False)
+        console.rule(f"[bold]4/{steps} Data: catalog (datasets, versions, validation status, lineage)")
         catalog_tables(build_catalog(lake_for(settings)), console)
     except TradeopsError as exc:
         fail(exc)
@@ -157,8 +164,10 @@ def demo_cmd(ctx: typer.Context) -> None:
                   f"delta tables:   {lake_for(settings).root}\n"
                   f"ingest report:  {Path(report['report_path']).resolve()}\n"
                   f"feature report: {report_path}\n"
-                  f"next:           tradeops catalog | tradeops features show IBM --date 2010-06-01 | "
-                  f"tradeops features export --ticker IBM --out ibm.parquet | tradeops features report")
+                  f"models:         tradeops models | tradeops ui mlflow (store {settings.tracking_uri})\n"
+                  f"trained model:  {trained.name} v{trained.version}, MLflow run {trained.run_id}\n"
+                  f"next:           tradeops features show IBM --date 2010-06-01 | tradeops walkforward --preset "
+                  f"cnn-ta --tickers AAPL,IBM,MSFT --train-years 5 --test-years 2007-2012")
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

@@ -121,3 +121,89 @@ def vector_table(ticker: str, vec, fs, console: Console) -> None:
     for ind, vals in by_ind.items():
         t.add_row(ind, *[f" {vals[w]:+.2f}" if w in vals else "" for w in windows])
     console.print(t)
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:+.1f}%"
+
+
+def _num(x, fmt: str = ".2f") -> str:
+    return "-" if x is None else format(x, fmt)
+
+
+def train_summary(out: dict, console: Console) -> None:
+    """What `tradeops train` prints: identity, classification, backtests, blessing."""
+    f = out["fold"]
+    console.print(f"model [bold]{out['name']}[/bold] v{out['version']}  run {out['run_id']}  "
+                  f"(bars v{out['versions']['bars']}, features v{out['versions']['features']})", highlight=False)
+    console.print(f"fit {f['train_start']}..{f['train_end']}  val {f['val_start']}..{f['val_end']}  "
+                  f"test {f['test_start']}..{f['test_end']}", highlight=False)
+    s = out["summary"]
+    cls = out["evaluation"]["classification"]
+    t = Table(title="Test window: classification")
+    for col in ("class", "precision", "recall", "F1", "support"):
+        t.add_column(col, justify="right" if col != "class" else "left")
+    for c in ("BUY", "SELL", "HOLD"):
+        t.add_row(c, _num(cls[f"precision_{c}"]), _num(cls[f"recall_{c}"]), _num(cls[f"f1_{c}"]),
+                  str(cls[f"support_{c}"]))
+    console.print(t)
+    console.print(f"macro-F1 {s['macro_f1']:.3f}  accuracy {s['accuracy']:.3f}  confusion (rows true BUY/SELL/HOLD, "
+                  f"cols predicted): {cls['confusion_matrix']}", highlight=False)
+    backtest_table(out["evaluation"]["backtests"], console)
+    d = out["decision"]
+    colour = "green" if d["blessed"] else "red"
+    console.print(f"blessing: [{colour}]{'BLESSED' if d['blessed'] else 'NOT BLESSED'}[/{colour}]")
+    for check in d["checks"]:
+        mark = "ok " if check["passed"] else "FAIL"
+        console.print(f"  {mark} {escape(check['message'])}", highlight=False)
+    console.print(f"aliases: challenger -> v{out['version']}; champion -> "
+                  f"{'v' + out['champion_after'] if out['champion_after'] else 'none'}"
+                  f"{' (auto-promoted)' if out['promoted'] else ''}", highlight=False)
+
+
+def backtest_table(backtests: dict, console: Console) -> None:
+    t = Table(title="Test window: backtests (realistic = next open, costs; paper = signal close, $1/trade)")
+    for col in ("ticker", "strategy", "ann. return (realistic)", "Sharpe", "max DD", "trades/yr", "win rate",
+                "exposure", "ann. return (paper)"):
+        t.add_column(col, justify="left" if col in ("ticker", "strategy") else "right")
+    for ticker, strategies in backtests.items():
+        for name, modes in strategies.items():
+            r, p = modes["realistic"], modes["paper"]
+            t.add_row(ticker, name, _pct(r["annualized_return"]), _num(r["sharpe"]), _pct(r["max_drawdown"]),
+                      _num(r["trades_per_year"], ".1f"), _pct(r["win_rate"]), _pct(r["exposure"]),
+                      _pct(p["annualized_return"]))
+    console.print(t)
+
+
+def walkforward_tables(result: dict, console: Console) -> None:
+    from tradeops.model.walkforward import STRATEGIES
+
+    mode = result["mode"]
+    t = Table(title=f"Walk-forward {result['test_years'][0]}-{result['test_years'][-1]}: annualised return "
+                    f"({mode} fills), {result['preset']}, {'pooled' if result['pooled'] else 'per-ticker'} models")
+    t.add_column("ticker")
+    names = {"model": "CNN-TA", "buy_and_hold": "Buy&Hold", "lightgbm": "LightGBM", "rsi_14_30_70": "RSI 30/70",
+             "sma_50_cross": "SMA50 cross"}
+    present = [s for s in STRATEGIES if any(s in row for row in result["table"])]
+    for s in present:
+        t.add_column(names[s], justify="right")
+    t.add_column("CNN Sharpe", justify="right")
+    t.add_column("CNN trades/yr", justify="right")
+    for row in result["table"]:
+        t.add_row(row["ticker"], *[_pct(row.get(s)) for s in present], _num(row["model_sharpe"]),
+                  _num(row["model_trades_per_year"], ".1f"))
+    console.print(t)
+    cls = result["evaluation"]["classification"]
+    f1 = Table(title="Pooled test classification (all tickers, all test years)")
+    for col in ("class", "precision", "recall", "F1", "support"):
+        f1.add_column(col, justify="right" if col != "class" else "left")
+    for c in ("BUY", "SELL", "HOLD"):
+        f1.add_row(c, _num(cls[f"precision_{c}"]), _num(cls[f"recall_{c}"]), _num(cls[f"f1_{c}"]),
+                   str(cls[f"support_{c}"]))
+    console.print(f1)
+    cm = cls["confusion_matrix"]
+    console.print("confusion matrix (rows: true BUY/SELL/HOLD; columns: predicted BUY/SELL/HOLD)")
+    for label, row in zip(("BUY", "SELL", "HOLD"), cm):
+        console.print(f"  {label:>4} " + " ".join(f"{v:>6}" for v in row))
+    console.print(f"macro-F1 {cls['macro_f1']:.3f}, accuracy {cls['accuracy']:.3f}; {len(result['folds'])} folds"
+                  + (f"; skipped: {'; '.join(result['skipped'])}" if result["skipped"] else ""), highlight=False)

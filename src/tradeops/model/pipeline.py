@@ -5,6 +5,8 @@ window) -> bless -> package -> register, all tracked in MLflow. Thin orchestrati
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import platform
 import subprocess
@@ -202,15 +204,16 @@ def champion_evaluation(settings: Settings, name: str, fs: FeatureSet, data: Win
     import mlflow
 
     mv = c.get_model_version(name, version)
+    version = str(mv.version)
     local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
     bundle_dir = next(Path(local).rglob("meta.json")).parent
     try:
         bundle = load_bundle(bundle_dir, expected_feature_set_version=fs.version)
     except FeatureSetMismatch as exc:
-        return mv.version, None, str(exc)
+        return version, None, str(exc)
     preds = bundle.predict_frame(data.test[["ticker", "date", *bundle.feature_names]])
     preds["y_true"] = data.test[LABEL_COLUMN].to_numpy()
-    return mv.version, evaluate_signals(preds, bars, costs), None
+    return version, evaluate_signals(preds, bars, costs), None
 
 
 def train_model(settings: Settings, *, preset: str, tickers: list[str], epochs: int | None = None,
@@ -330,11 +333,14 @@ def train_model(settings: Settings, *, preset: str, tickers: list[str], epochs: 
             load_bundle(bundle_dir)  # the golden set must hold through the serving path before registering
             example = golden[bundle.feature_names].head(2).astype("float64")
             signature = infer_signature(example, bundle.predict_frame(example))
-            info = mlflow.pyfunc.log_model(name="model", python_model=SignalPyfunc(),
-                                           artifacts={"bundle": str(bundle_dir)}, signature=signature,
-                                           input_example=example, pip_requirements=PIP_REQUIREMENTS,
-                                           code_paths=[str(Path(__file__).resolve().parents[1])],
-                                           registered_model_name=name)
+            with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered ..." itself
+                info = mlflow.pyfunc.log_model(name="model", python_model=SignalPyfunc(),
+                                               artifacts={"bundle": str(bundle_dir)}, signature=signature,
+                                               input_example=example, pip_requirements=PIP_REQUIREMENTS,
+                                               code_paths=[str(Path(__file__).resolve().parents[1])],
+                                               registered_model_name=name,
+                                               # declared so a loader can pass its serving feature set to check
+                                               model_config={"feature_set_version": fs.version})
             mlflow.log_text(card, "MODEL_CARD.md")
         version = str(info.registered_model_version)
 

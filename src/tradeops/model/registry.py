@@ -59,7 +59,7 @@ def alias_version(c, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return c.get_model_version_by_alias(name, alias).version
+        return str(c.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 
@@ -74,8 +74,8 @@ def promote(settings: Settings, name: str, version: str, reason: str) -> dict:
     except MlflowException as exc:
         raise UsageError(f"no version {version} of registered model {name!r}") from exc
     previous = alias_version(c, name, CHAMPION)
-    c.set_registered_model_alias(name, CHAMPION, mv.version)
-    entry = {"at": datetime.now(timezone.utc).isoformat(), "champion": mv.version, "previous": previous,
+    c.set_registered_model_alias(name, CHAMPION, str(mv.version))
+    entry = {"at": datetime.now(timezone.utc).isoformat(), "champion": str(mv.version), "previous": previous,
              "run_id": mv.run_id, "reason": reason}
     history = _history(c, name) + [entry]
     c.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
@@ -118,6 +118,6 @@ def describe(settings: Settings, name: str) -> dict:
     versions = sorted(c.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version))
     if not versions:
         raise TradeopsError(f"{name!r} has no versions")
-    return {"name": name, "aliases": dict(rm.aliases or {}),
-            "versions": [{"version": v.version, "run_id": v.run_id, "tags": dict(v.tags)} for v in versions],
+    return {"name": name, "aliases": {k: str(v) for k, v in (rm.aliases or {}).items()},
+            "versions": [{"version": str(v.version), "run_id": v.run_id, "tags": dict(v.tags)} for v in versions],
             "history": json.loads(rm.tags.get(HISTORY_TAG, "[]"))}

@@ -1,0 +1,220 @@
+"""Model-level commands: train, tune, walkforward, promote, rollback, models, ui (thin wrappers)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from tradeops.cli.common import console, err_console, fail, progress_bar, settings_of, split_tickers
+from tradeops.errors import TradeopsError, UsageError
+
+PresetOpt = Annotated[str, typer.Option("--preset", help="cnn-ta or thesis.")]
+TickersOpt = Annotated[str, typer.Option("--tickers", help="Comma-separated tickers, e.g. IBM or AAPL,IBM,MSFT.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object.")]
+
+
+def _tickers(value: str) -> list[str]:
+    tickers = split_tickers(value)
+    if not tickers:
+        raise UsageError("--tickers is required (e.g. --tickers IBM)")
+    return tickers
+
+
+def _with_overrides(settings, **model_overrides):
+    """Settings with CLI flags applied to the model section (flags beat config)."""
+    changes = {k: v for k, v in model_overrides.items() if v is not None}
+    if not changes:
+        return settings
+    return settings.model_copy(update={"model": settings.model.model_copy(update=changes)})
+
+
+def run_train(settings, preset: str, tickers: list[str], epochs: int | None):
+    from tradeops.model.pipeline import train_model
+
+    with progress_bar() as (bar, task):
+        def status(msg: str) -> None:
+            bar.update(task, description=msg)
+
+        def epoch(i: int, record: dict) -> None:
+            loss = record.get("val_macro_f1")
+            bar.update(task, description=f"epoch {i}" + (f" val macro-F1 {loss:.3f}" if loss is not None else ""))
+
+        return train_model(settings, preset=preset, tickers=tickers, epochs=epochs, on_epoch=epoch, status=status)
+
+
+def print_train(out, as_json: bool) -> None:
+    from tradeops.cli.render import train_summary
+
+    if as_json:
+        sys.stdout.write(json.dumps(out.to_dict(), indent=2, default=str) + "\n")
+    else:
+        train_summary(out.to_dict(), console)
+
+
+def train_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: TickersOpt = "",
+              epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: the recipe's).", min=1)] = None,
+              recipe: Annotated[Optional[str], typer.Option(help="paper or default (config model.recipe).")] = None,
+              seed: Annotated[Optional[int], typer.Option(help="Random seed (config model.seed).")] = None,
+              as_json: JsonOpt = False) -> None:
+    """Train, evaluate, bless and register one model; prints run id, version, metrics and the blessing decision."""
+    try:
+        if recipe is not None and recipe not in ("paper", "default"):
+            raise UsageError(f"--recipe must be paper or default, got {recipe!r}")
+        settings = _with_overrides(settings_of(ctx), recipe=recipe, seed=seed)
+        out = run_train(settings, preset, _tickers(tickers), epochs)
+    except TradeopsError as exc:
+        fail(exc)
+    print_train(out, as_json)
+
+
+def walkforward_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: TickersOpt = "",
+                    train_years: Annotated[float, typer.Option("--train-years", help="Sliding training years.")] = 5,
+                    test_years: Annotated[str, typer.Option("--test-years", help="e.g. 2007-2012 or 2010,2011.")]
+                    = "2007-2012",
+                    mode: Annotated[str, typer.Option(help="Fill rule of the table: paper or realistic.")] = "realistic",
+                    pooled: Annotated[bool, typer.Option(help="One multi-ticker model per fold.")] = False,
+                    epochs: Annotated[Optional[int], typer.Option(help="Epochs per fold.", min=1)] = None,
+                    recipe: Annotated[Optional[str], typer.Option(help="paper or default.")] = None,
+                    as_json: JsonOpt = False) -> None:
+    """Retrain per test year, concatenate the test signals and compare with Buy & Hold and the baselines."""
+    from tradeops.cli.render import walkforward_tables
+    from tradeops.model.walkforward import run_walkforward
+
+    try:
+        years = parse_years(test_years)
+        settings = _with_overrides(settings_of(ctx), recipe=recipe)
+        with progress_bar() as (bar, task):
+            result = run_walkforward(settings, preset=preset, tickers=_tickers(tickers), test_years=years,
+                                     train_years=train_years, mode=mode, pooled=pooled, epochs=epochs,
+                                     progress=lambda m: bar.update(task, description=f"fold {m}"))
+    except TradeopsError as exc:
+        fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
+    else:
+        walkforward_tables(result.to_dict(), console)
+
+
+def parse_years(text: str) -> list[int]:
+    try:
+        if "-" in text:
+            a, b = (int(x) for x in text.split("-", 1))
+            years = list(range(a, b + 1))
+        else:
+            years = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--test-years {text!r}: use a range like 2007-2012 or a list like 2010,2011") from None
+    if not years:
+        raise UsageError("--test-years names no year")
+    return years
+
+
+def tune_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: TickersOpt = "",
+             trials: Annotated[Optional[int], typer.Option(help="Trials this worker runs (config model.tune).",
+                                                           min=1)] = None,
+             storage: Annotated[Optional[str], typer.Option(help="Optuna RDB URL (default sqlite under home).")]
+             = None,
+             as_json: JsonOpt = False) -> None:
+    """Tune the CNN with Optuna (TPE + median pruning); several workers may share one study through the storage."""
+    from tradeops.model.tune import run_tune
+
+    try:
+        with progress_bar() as (bar, task):
+            result = run_tune(settings_of(ctx), preset=preset, tickers=_tickers(tickers), trials=trials,
+                              storage=storage, on_trial=lambda n, v, s: bar.update(
+                                  task, description=f"trial {n}: {s.lower()} {'' if v is None else f'{v:.3f}'}"))
+    except TradeopsError as exc:
+        fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return
+    console.print(f"study {result.study} ({result.storage}): {result.n_trials} trials, {result.n_pruned} pruned; "
+                  f"best validation macro-F1 {result.best_value:.4f} with {result.best_params}", highlight=False)
+
+
+def promote_cmd(ctx: typer.Context, version: Annotated[str, typer.Argument(help="Registered model version.")],
+                model: Annotated[Optional[str], typer.Option(help="Registered model name (default: the only one).")]
+                = None) -> None:
+    """Make VERSION the champion (by registry alias; recorded for rollback)."""
+    from tradeops.model import registry as reg
+
+    try:
+        settings = settings_of(ctx)
+        name = reg.resolve_name(settings, model)
+        entry = reg.promote(settings, name, version, reason="manual promotion (tradeops promote)")
+    except TradeopsError as exc:
+        fail(exc)
+    console.print(f"{name}: champion is now v{entry['champion']} (was "
+                  f"{'v' + entry['previous'] if entry['previous'] else 'none'}; run {entry['run_id']})")
+
+
+def rollback_cmd(ctx: typer.Context,
+                 model: Annotated[Optional[str], typer.Option(help="Registered model name (default: the only one).")]
+                 = None) -> None:
+    """Restore the previous champion."""
+    from tradeops.model import registry as reg
+
+    try:
+        settings = settings_of(ctx)
+        name = reg.resolve_name(settings, model)
+        entry = reg.rollback(settings, name)
+    except TradeopsError as exc:
+        fail(exc)
+    console.print(f"{name}: rolled back, champion is now v{entry['champion']} (was v{entry['previous']})")
+
+
+def models_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Registered models with their versions, aliases and blessing."""
+    from tradeops.model import registry as reg
+
+    settings = settings_of(ctx)
+    c = reg.client(settings)
+    out = [reg.describe(settings, m.name) for m in c.search_registered_models()]
+    if as_json:
+        sys.stdout.write(json.dumps(out, indent=2) + "\n")
+        return
+    t = Table(title="Registered models")
+    for col in ("model", "version", "aliases", "blessed", "run", "feature set", "bars v"):
+        t.add_column(col)
+    for m in out:
+        by_version: dict[str, list[str]] = {}
+        for alias, v in m["aliases"].items():
+            by_version.setdefault(str(v), []).append(alias)
+        for v in m["versions"]:
+            tags = v["tags"]
+            t.add_row(m["name"], v["version"], ",".join(by_version.get(v["version"], [])) or "-",
+                      tags.get("blessed", "?"), v["run_id"][:12], tags.get("feature_set_version", "?"),
+                      tags.get("bars_version", "?"))
+    console.print(t)
+
+
+def ui_cmd(ctx: typer.Context, which: Annotated[str, typer.Argument(help="mlflow")] = "mlflow",
+           port: Annotated[int, typer.Option(help="Port.")] = 5000,
+           host: Annotated[str, typer.Option(help="Host.")] = "127.0.0.1") -> None:
+    """Open the MLflow UI on the configured tracking store (blocks until Ctrl-C)."""
+    from tradeops.model import registry as reg
+
+    if which != "mlflow":
+        err_console.print(f"[bold red]error:[/bold red] unknown UI {which!r}; available: mlflow")
+        raise typer.Exit(2)
+    settings = settings_of(ctx)
+    reg.configure_mlflow(settings)
+    console.print(f"MLflow UI on http://{host}:{port} (store {settings.tracking_uri})")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri,
+           "--default-artifact-root", settings.artifact_root, "--host", host, "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train_cmd)
+    app.command("tune")(tune_cmd)
+    app.command("walkforward")(walkforward_cmd)
+    app.command("promote")(promote_cmd)
+    app.command("rollback")(rollback_cmd)
+    app.command("models")(models_cmd)
+    app.command("ui")(ui_cmd)
