@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tradeops.config import Settings
@@ -24,7 +25,8 @@ def settings_of(ctx: typer.Context) -> Settings:
 
 
 def fail(exc: TradeopsError) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {exc}", markup=True, highlight=False, soft_wrap=True)
+    # The message carries "[rule]" tags: escape them or rich would swallow them as markup.
+    err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(exc.exit_code)
 
 
