@@ -131,6 +131,17 @@ def _num(x, fmt: str = ".2f") -> str:
     return "-" if x is None else format(x, fmt)
 
 
+def class_table(cls: dict, title: str) -> Table:
+    """Per-class precision/recall/F1/support of a classification_metrics dict."""
+    t = Table(title=title)
+    for col in ("class", "precision", "recall", "F1", "support"):
+        t.add_column(col, justify="right" if col != "class" else "left")
+    for c in ("BUY", "SELL", "HOLD"):
+        t.add_row(c, _num(cls[f"precision_{c}"]), _num(cls[f"recall_{c}"]), _num(cls[f"f1_{c}"]),
+                  str(cls[f"support_{c}"]))
+    return t
+
+
 def train_summary(out: dict, console: Console) -> None:
     """What `tradeops train` prints: identity, classification, backtests, blessing."""
     f = out["fold"]
@@ -140,13 +151,7 @@ def train_summary(out: dict, console: Console) -> None:
                   f"test {f['test_start']}..{f['test_end']}", highlight=False)
     s = out["summary"]
     cls = out["evaluation"]["classification"]
-    t = Table(title="Test window: classification")
-    for col in ("class", "precision", "recall", "F1", "support"):
-        t.add_column(col, justify="right" if col != "class" else "left")
-    for c in ("BUY", "SELL", "HOLD"):
-        t.add_row(c, _num(cls[f"precision_{c}"]), _num(cls[f"recall_{c}"]), _num(cls[f"f1_{c}"]),
-                  str(cls[f"support_{c}"]))
-    console.print(t)
+    console.print(class_table(cls, "Test window: classification"))
     console.print(f"macro-F1 {s['macro_f1']:.3f}  accuracy {s['accuracy']:.3f}  confusion (rows true BUY/SELL/HOLD, "
                   f"cols predicted): {cls['confusion_matrix']}", highlight=False)
     backtest_table(out["evaluation"]["backtests"], console)
@@ -194,13 +199,7 @@ def walkforward_tables(result: dict, console: Console) -> None:
                   _num(row["model_trades_per_year"], ".1f"))
     console.print(t)
     cls = result["evaluation"]["classification"]
-    f1 = Table(title="Pooled test classification (all tickers, all test years)")
-    for col in ("class", "precision", "recall", "F1", "support"):
-        f1.add_column(col, justify="right" if col != "class" else "left")
-    for c in ("BUY", "SELL", "HOLD"):
-        f1.add_row(c, _num(cls[f"precision_{c}"]), _num(cls[f"recall_{c}"]), _num(cls[f"f1_{c}"]),
-                   str(cls[f"support_{c}"]))
-    console.print(f1)
+    console.print(class_table(cls, "Pooled test classification (all tickers, all test years)"))
     cm = cls["confusion_matrix"]
     console.print("confusion matrix (rows: true BUY/SELL/HOLD; columns: predicted BUY/SELL/HOLD)")
     for label, row in zip(("BUY", "SELL", "HOLD"), cm):
