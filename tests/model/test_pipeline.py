@@ -57,7 +57,12 @@ def test_train_tracks_packages_and_registers_a_challenger(home):
     inputs = {d.dataset.name for d in run.inputs.dataset_inputs}
     assert {"bars", FeatureSet.from_preset("cnn-ta").table, "labels_w11"} <= inputs
     artifacts = {a.path for a in c.list_artifacts(out.run_id, "evaluation")}
-    assert {"evaluation/confusion_matrix.json", "evaluation/blessing.json"} <= artifacts
+    assert {"evaluation/confusion_matrix.json", "evaluation/blessing.json", "evaluation/slices.csv"} <= artifacts
+    assert {a.path for a in c.list_artifacts(out.run_id, "config")} == {"config/settings.json",
+                                                                         "config/environment.json"}
+    slices = {(s["slice"], str(s["value"])) for s in out.evaluation["classification"]["slices"]}
+    assert ("ticker", "IBM") in slices and ("year", "2012") in slices
+    assert {v for k, v in slices if k == "vol_regime"} <= {"low", "mid", "high", "unknown"}
     mv = c.get_model_version(out.name, "1")
     assert mv.tags["run_id"] == out.run_id and mv.tags["feature_set_version"] == FeatureSet.from_preset("cnn-ta").version
     lineage = st.lake_for(settings).read(st.LINEAGE)

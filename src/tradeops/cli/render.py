@@ -154,6 +154,10 @@ def train_summary(out: dict, console: Console) -> None:
     console.print(class_table(cls, "Test window: classification"))
     console.print(f"macro-F1 {s['macro_f1']:.3f}  accuracy {s['accuracy']:.3f}  confusion (rows true BUY/SELL/HOLD, "
                   f"cols predicted): {cls['confusion_matrix']}", highlight=False)
+    slices = cls.get("slices", [])
+    if slices:
+        console.print("macro-F1 by slice: " + ", ".join(f"{r['slice']} {r['value']} {r['macro_f1']:.2f} (n={r['n']})"
+                                                      for r in slices), highlight=False)
     backtest_table(out["evaluation"]["backtests"], console)
     d = out["decision"]
     colour = "green" if d["blessed"] else "red"

@@ -36,6 +36,7 @@ from tradeops.model.train import (
     holdout_fold,
     horizon_of,
     predict_rows,
+    slice_metrics,
     split_rows,
 )
 
@@ -52,6 +53,20 @@ def git_commit() -> str:
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+def environment() -> dict:
+    """Interpreter, platform and the versions of the packages a model depends on."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in ("tradeops", "torch", "numpy", "pandas", "scikit-learn", "onnx", "onnxruntime", "lightgbm",
+                "ta-lib", "deltalake", "mlflow"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
 
 
 def ensure_features(lake: st.Lake, fs: FeatureSet, tickers: list[str]) -> dict:
@@ -259,6 +274,8 @@ def train_model(settings: Settings, *, preset: str, tickers: list[str], epochs: 
                   "n_features": len(fs.defs), "python": platform.python_version()}
         params.update({f"fold.{k}": v for k, v in _fold_dict(fold).items()})
         mlflow.log_params(params)
+        mlflow.log_dict(settings.model_dump(mode="json", exclude={"alphavantage_base_url"}), "config/settings.json")
+        mlflow.log_dict(environment(), "config/environment.json")
         for label, table, version, rows, context in (
                 ("bars", st.BARS, versions["bars"], lake.read_bars(tickers, version=versions["bars"])[
                     ["ticker", "date", "adj_close"]], "bars"),
@@ -297,6 +314,10 @@ def train_model(settings: Settings, *, preset: str, tickers: list[str], epochs: 
         evaluation = evaluate_signals(preds, bars, costs, extra=extra)
         summary = evaluation.summary
         mlflow.log_metrics({k: float(v) for k, v in summary.items() if v is not None and np.isfinite(v)})
+
+        slices = slice_metrics(preds, bars, pd.DatetimeIndex(data.fit["date"].unique()))
+        mlflow.log_text(slices.to_csv(index=False), "evaluation/slices.csv")
+        evaluation.classification["slices"] = slices.to_dict("records")
 
         champ_version, champ_eval, champ_problem = champion_evaluation(settings, name, fs, data, bars, costs)
         windows = windows_of(preds)

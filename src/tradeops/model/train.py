@@ -211,3 +211,24 @@ def evaluate_signals(preds: pd.DataFrame, bars: dict[str, pd.DataFrame], costs: 
 
 def horizon_of(label_window: int) -> int:
     return label_horizon(label_window)
+
+
+def slice_metrics(preds: pd.DataFrame, bars: dict[str, pd.DataFrame], fit_dates: pd.DatetimeIndex) -> pd.DataFrame:
+    """Classification per ticker, per year and per volatility regime on the labelled test rows.
+
+    The regime cut points (terciles of 20-day realised volatility) are fitted per ticker on the fit window's dates
+    only, so the test period's volatility never shapes them.
+    """
+    from tradeops.model.evaluate import evaluate_slices, volatility_regime
+
+    labelled = preds.loc[preds["y_true"].notna()].copy()
+    regimes = []
+    for ticker, g in labelled.groupby("ticker", sort=False):
+        close = bars[ticker]["close"]
+        train_index = close.index.intersection(fit_dates)
+        regime = volatility_regime(close, train_index=train_index)
+        regimes.append(pd.Series(regime.reindex(pd.DatetimeIndex(g["date"])).to_numpy(), index=g.index))
+    labelled["vol_regime"] = pd.concat(regimes) if regimes else pd.Series(dtype=object)
+    labelled["y_true"] = _ids(labelled["y_true"])
+    labelled["y_pred"] = _ids(labelled["signal"])
+    return evaluate_slices(labelled, y_true="y_true", y_pred="y_pred", by=("ticker", "year", "vol_regime"))
