@@ -128,6 +128,8 @@ def test_demo_runs_in_a_fresh_home(tradeops, tmp_path):
     assert "Catalog of" in out and "Datasets" in out and "validation_reports" in out
     for ticker in ("AAPL", "FB", "GOOG", "IBM", "MSFT"):
         assert ticker in out
-    assert "where to look" in out and "tradeops catalog" in out
+    assert "where to look" in out and "tradeops models" in out
+    assert "Class balance per ticker and year" in out
+    assert "model cnn-ta-IBM v1" in out and "blessing:" in out and "buy_and_hold" in out
     assert (home / "lake" / "bars" / "_delta_log").is_dir()
     assert list((home / "reports" / "ingest").glob("*.json"))
