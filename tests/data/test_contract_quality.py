@@ -375,3 +375,23 @@ def test_run_starting_on_the_stored_bar_is_a_finding_not_a_crash(kind):
         new = make_bars([11.1, 11.2, 11.3, 11.4], dates=MARCH_2021[2:6], volume=[0, 0, 0, 0])
     findings, _ = check_anomalies("T", new, CFG, previous=previous)
     assert [(f.rule, f.date) for f in findings] == [(kind, "2021-03-02")]
+
+
+def test_rows_point_at_physical_lines_when_the_file_has_blank_lines():
+    from tradeops.data.parse import parse_raw
+    from tradeops.data.raw import RawFile
+
+    body = (b"Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-02,1,2,0.5,1.5,1.5,100\n\n"
+            b"2020-01-03,1,2,0.5,x,1.5,100\n")
+    parsed = parse_raw(RawFile("T", body, "csv", "T.csv"))
+    bad = [f for f in parsed.findings if f.rule == "non_numeric"]
+    assert bad and bad[0].row == 3  # line 4 of the file, the third line after the header
+
+
+def test_malformed_csv_names_the_row():
+    from tradeops.data.parse import parse_raw
+    from tradeops.data.raw import RawFile
+
+    body = b"Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-02,1,2,0.5,1.5,1.5,100\n2020-01-03,1,2,0.5,1.5,1.5,100,9\n"
+    f = parse_raw(RawFile("T", body, "csv", "T.csv")).findings
+    assert f[0].rule == "malformed_csv" and f[0].row == 2

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
+
 from tradeops import __version__
 from tradeops.cli.common import console, err_console, fail, progress_bar, settings_of, split_tickers
 from tradeops.cli.features import app as features_app
@@ -51,7 +53,8 @@ def main(
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     if config is not None:
         if not config.is_file():
-            err_console.print(f"[bold red]error:[/bold red] config file {config} does not exist")
+            err_console.print(f"[bold red]error:[/bold red] config file {escape(str(config))} does not exist",
+                              soft_wrap=True)
             raise typer.Exit(2)
         os.environ[CONFIG_FILE_ENV] = str(config)
     try:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -125,7 +126,8 @@ def parse_raw(raw: RawFile) -> Parsed:
         text = raw.content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return fail("not_text", f"file is not UTF-8 text (byte {exc.start}) at {raw.location}")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
+    all_lines = text.splitlines()
+    lines = [ln for ln in all_lines if ln.strip()]
     header = [h.strip().lower() for h in lines[0].split(",")]
     mapped = [_ALIASES.get(h) for h in header]
     missing = [c for c in _REQUIRED if c not in mapped]
@@ -155,13 +157,18 @@ def parse_raw(raw: RawFile) -> Parsed:
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skip_blank_lines=True)
     except (pd.errors.ParserError, ValueError) as exc:
-        return fail("malformed_csv", f"cannot parse CSV: {exc}")
+        found = re.search(r"line (\d+)", str(exc))  # pandas names the physical line (header = line 1)
+        return fail("malformed_csv", f"cannot parse CSV: {exc}", row=int(found.group(1)) - 1 if found else None)
     if len(df) != source_rows:
         return fail("row_count_mismatch", f"file has {source_rows} data lines but {len(df)} rows were parsed")
 
     df.columns = [_ALIASES.get(c.strip().lower(), c.strip().lower()) for c in df.columns]
     df = df[[c for c in df.columns if c in (*NUMERIC_COLUMNS, "date", "symbol")]]
-    df.insert(0, "row", np.arange(1, len(df) + 1))
+    if len(lines) == len(all_lines):
+        df.insert(0, "row", np.arange(1, len(df) + 1))
+    else:  # blank lines are skipped; keep pointing at the physical line (1 = first line after the header)
+        physical = [i for i, ln in enumerate(all_lines) if ln.strip()]
+        df.insert(0, "row", np.asarray(physical[1:], dtype=np.int64) - physical[0])
 
     if "symbol" in df.columns:
         other = df.loc[df["symbol"].str.strip().str.upper() != t.upper()]

@@ -1,1 +1,1 @@
-"""Model level: CNN-TA and LightGBM classifiers, ONNX export and inference."""
+"""Model level: train, tune, evaluate, backtest, bless, package, register (CNN-TA, baselines, ONNX, MLflow)."""
