@@ -120,5 +120,7 @@ def test_holdout_needs_enough_history(tmp_path):
     dates = pd.bdate_range("2012-01-02", periods=400)
     with pytest.raises(UsageError, match="too few"):
         holdout_fold(dates, test_days=300, train_years=5, embargo=5, val_fraction=0.1)
+    with pytest.raises(UsageError, match="too few"):  # shorter than the test window itself (FB in the sample)
+        holdout_fold(dates[:196], test_days=504, train_years=5, embargo=5, val_fraction=0.1)
     with pytest.raises(UsageError, match="embargo"):
         holdout_fold(dates, test_days=50, train_years=1, embargo=2, val_fraction=0.1)

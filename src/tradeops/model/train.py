@@ -39,6 +39,9 @@ def holdout_fold(dates: pd.DatetimeIndex, *, test_days: int, train_years: float,
     d = pd.DatetimeIndex(dates).unique().sort_values()
     n = len(d)
     ts = n - test_days
+    if ts <= embargo + 1:
+        raise UsageError(f"{n} trading dates are too few for a {test_days}-day test window after "
+                         f"{train_years:g} years of training (need >= 250 fit days)")
     region_end = ts - embargo - 1
     start_date = d[ts] - pd.DateOffset(months=int(round(train_years * 12)))
     region_start = int(d.searchsorted(start_date))
