@@ -250,9 +250,12 @@ def train_model(settings: Settings, *, preset: str, tickers: list[str], epochs: 
     say("features")
     versions = ensure_features(lake, fs, tickers)
     frame = load_frame(lake, fs, tickers)
-    fold = holdout_fold(pd.DatetimeIndex(frame["date"].unique()), test_days=cfg.test_days,
-                        train_years=cfg.train_years, embargo=cfg.embargo, val_fraction=cfg.val_fraction,
-                        horizon=horizon_of(fs.label_window))
+    try:
+        fold = holdout_fold(pd.DatetimeIndex(frame["date"].unique()), test_days=cfg.test_days,
+                            train_years=cfg.train_years, embargo=cfg.embargo, val_fraction=cfg.val_fraction,
+                            horizon=horizon_of(fs.label_window))
+    except UsageError as exc:
+        raise UsageError(f"{','.join(tickers)}: [history] {exc}") from exc
     data = split_rows(frame, fs.names, fold)
     costs = Costs(cfg.costs.commission_bps, cfg.costs.slippage_bps, cfg.costs.fixed_per_trade)
     bars = bars_by_ticker(lake.read_bars(tickers, version=versions["bars"]))
