@@ -24,6 +24,22 @@ def _who(ticker: str | None) -> str:
     return f"ticker {ticker}: " if ticker else ""
 
 
+def check_trading_index(idx: pd.Index, who: str = "", what: str = "bars") -> None:
+    """Raise ``ValueError`` unless ``idx`` is a DatetimeIndex of trading dates: no NaT, strictly increasing."""
+    if not isinstance(idx, pd.DatetimeIndex):
+        raise ValueError(f"{who}{what} index must be a DatetimeIndex of trading dates, got {type(idx).__name__}")
+    if idx.hasnans:
+        raise ValueError(f"{who}{what} index contains NaT (rule: dates must be valid)")
+    if len(idx) > 1:
+        bad = np.flatnonzero(np.diff(idx.asi8) <= 0)
+        if bad.size:
+            i = int(bad[0]) + 1
+            raise ValueError(
+                f"{who}{what} dates must be strictly increasing and unique: {idx[i].date()} follows "
+                f"{idx[i - 1].date()} (rule: strictly increasing dates)"
+            )
+
+
 def validate_bars(bars: pd.DataFrame, *, ticker: str | None = None) -> None:
     """Raise ``ValueError`` unless ``bars`` is one ticker's daily OHLCV frame fit for indicators.
 
@@ -37,19 +53,7 @@ def validate_bars(bars: pd.DataFrame, *, ticker: str | None = None) -> None:
     if missing:
         raise ValueError(f"{who}bars are missing columns {missing} (need {list(BAR_COLUMNS)})")
     idx = bars.index
-    if not isinstance(idx, pd.DatetimeIndex):
-        raise ValueError(f"{who}bars index must be a DatetimeIndex of trading dates, got {type(idx).__name__}")
-    if idx.hasnans:
-        raise ValueError(f"{who}bars index contains NaT (rule: dates must be valid)")
-    if len(idx) > 1:
-        steps = np.diff(idx.asi8)
-        bad = np.flatnonzero(steps <= 0)
-        if bad.size:
-            i = int(bad[0]) + 1
-            raise ValueError(
-                f"{who}dates must be strictly increasing and unique: {idx[i].date()} follows {idx[i - 1].date()} "
-                "(rule: strictly increasing dates)"
-            )
+    check_trading_index(idx, who, "bars")
     for col in BAR_COLUMNS:
         s = bars[col]
         if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from tradeops.features.indicators import check_trading_index
 from tradeops.features.labels import BUY, CLASSES, HOLD, SELL
 
 __all__ = [
@@ -178,15 +179,7 @@ def validate_prices(
     if bars.empty:
         raise ValueError(f"{who}bars are empty")
     idx = bars.index
-    _check_index(idx, "bars", who)
-    if len(idx) > 1:
-        bad = np.flatnonzero(np.diff(idx.asi8) <= 0)
-        if bad.size:
-            i = int(bad[0]) + 1
-            raise ValueError(
-                f"{who}bar dates must be strictly increasing and unique: {idx[i].date()} follows "
-                f"{idx[i - 1].date()} (rule: strictly increasing dates)"
-            )
+    check_trading_index(idx, who, "bars")
     for col in columns:
         s = bars[col]
         if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
