@@ -26,16 +26,17 @@ def _who(ticker: str | None) -> str:
 
 def check_trading_index(idx: pd.Index, who: str = "", what: str = "bars") -> None:
     """Raise ``ValueError`` unless ``idx`` is a DatetimeIndex of trading dates: no NaT, strictly increasing."""
+    what = f"{what} " if what else ""
     if not isinstance(idx, pd.DatetimeIndex):
-        raise ValueError(f"{who}{what} index must be a DatetimeIndex of trading dates, got {type(idx).__name__}")
+        raise ValueError(f"{who}{what}index must be a DatetimeIndex of trading dates, got {type(idx).__name__}")
     if idx.hasnans:
-        raise ValueError(f"{who}{what} index contains NaT (rule: dates must be valid)")
+        raise ValueError(f"{who}{what}index contains NaT (rule: dates must be valid)")
     if len(idx) > 1:
         bad = np.flatnonzero(np.diff(idx.asi8) <= 0)
         if bad.size:
             i = int(bad[0]) + 1
             raise ValueError(
-                f"{who}{what} dates must be strictly increasing and unique: {idx[i].date()} follows "
+                f"{who}{what}dates must be strictly increasing and unique: {idx[i].date()} follows "
                 f"{idx[i - 1].date()} (rule: strictly increasing dates)"
             )
 
@@ -54,7 +55,17 @@ def validate_bars(bars: pd.DataFrame, *, ticker: str | None = None) -> None:
         raise ValueError(f"{who}bars are missing columns {missing} (need {list(BAR_COLUMNS)})")
     idx = bars.index
     check_trading_index(idx, who, "bars")
-    for col in BAR_COLUMNS:
+    check_value_columns(bars, _PRICE_COLUMNS, who, rule="prices > 0", strictly_positive=True)
+    check_value_columns(bars, [c for c in BAR_COLUMNS if c not in _PRICE_COLUMNS], who, rule="volume >= 0",
+                        strictly_positive=False)
+
+
+def check_value_columns(bars: pd.DataFrame, columns: Sequence[str], who: str, *, rule: str,
+                        strictly_positive: bool = True) -> None:
+    """Raise ``ValueError`` naming column, date and rule unless each column is numeric, finite and > 0
+    (``>= 0`` when ``strictly_positive`` is False)."""
+    idx = bars.index
+    for col in columns:
         s = bars[col]
         if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
             raise ValueError(f"{who}column {col!r} must be numeric, got dtype {s.dtype}")
@@ -63,10 +74,9 @@ def validate_bars(bars: pd.DataFrame, *, ticker: str | None = None) -> None:
         if bad_mask.any():
             i = int(np.flatnonzero(bad_mask)[0])
             raise ValueError(f"{who}{col} is missing or non-finite on {idx[i].date()} (rule: finite values)")
-        bad_mask = v <= 0 if col in _PRICE_COLUMNS else v < 0
+        bad_mask = v <= 0 if strictly_positive else v < 0
         if bad_mask.any():
             i = int(np.flatnonzero(bad_mask)[0])
-            rule = "prices > 0" if col in _PRICE_COLUMNS else "volume >= 0"
             raise ValueError(f"{who}{col} = {float(v[i])!r} on {idx[i].date()} (rule: {rule})")
 
 

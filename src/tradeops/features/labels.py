@@ -49,18 +49,9 @@ def label_horizon(window: int) -> int:
 
 
 def _check_index(index: pd.Index, who: str) -> None:
-    if not isinstance(index, pd.DatetimeIndex):
-        raise ValueError(f"{who}index must be a DatetimeIndex of trading dates, got {type(index).__name__}")
-    if index.hasnans:
-        raise ValueError(f"{who}index contains NaT (rule: dates must be valid)")
-    if len(index) > 1:
-        bad = np.flatnonzero(np.diff(index.asi8) <= 0)
-        if bad.size:
-            i = int(bad[0]) + 1
-            raise ValueError(
-                f"{who}dates must be strictly increasing and unique: {index[i].date()} follows "
-                f"{index[i - 1].date()} (rule: strictly increasing dates)"
-            )
+    from tradeops.features.indicators import check_trading_index  # shared rule; imported late (TA-Lib load)
+
+    check_trading_index(index, who, "")
 
 
 def label_sezer(close: pd.Series, window: int = 11) -> pd.Series:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from tradeops.features.indicators import check_trading_index
+from tradeops.features.indicators import check_trading_index, check_value_columns
 from tradeops.features.labels import BUY, CLASSES, HOLD, SELL
 
 __all__ = [
@@ -180,19 +180,7 @@ def validate_prices(
         raise ValueError(f"{who}bars are empty")
     idx = bars.index
     check_trading_index(idx, who, "bars")
-    for col in columns:
-        s = bars[col]
-        if not pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_bool_dtype(s.dtype):
-            raise ValueError(f"{who}column {col!r} must be numeric, got dtype {s.dtype}")
-        v = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        bad_mask = ~np.isfinite(v)
-        if bad_mask.any():
-            i = int(np.flatnonzero(bad_mask)[0])
-            raise ValueError(f"{who}{col} is missing or non-finite on {idx[i].date()} (rule: finite prices)")
-        bad_mask = v <= 0
-        if bad_mask.any():
-            i = int(np.flatnonzero(bad_mask)[0])
-            raise ValueError(f"{who}{col} = {float(v[i])!r} on {idx[i].date()} (rule: prices > 0)")
+    check_value_columns(bars, columns, who, rule="prices > 0")
 
 
 def _check_signals(signals: pd.Series, bars_index: pd.DatetimeIndex, who: str) -> pd.Series:
