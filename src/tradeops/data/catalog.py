@@ -8,6 +8,7 @@ import json
 import pandas as pd
 
 from tradeops.data import store as st
+from tradeops.data.repair import pending_repairs
 
 OWNER = "data-platform"
 DESCRIPTIONS = {
@@ -59,7 +60,8 @@ def build_catalog(lake: st.Lake) -> dict:
                                    "warnings": int(r["warnings"]), "checked_at": pd.Timestamp(r["created_at"]).isoformat()}
     datasets[0]["validation_status"] = status
     datasets.extend(_derived_tables(lake))
-    return {"lake": lake.root, "datasets": datasets}
+    # Left by an interrupted ingestion until the next `tradeops ingest` repairs it (tradeops.data.repair).
+    return {"lake": lake.root, "datasets": datasets, "needs_repair": pending_repairs(lake)}
 
 
 def _derived_tables(lake: st.Lake) -> list[dict]:

@@ -9,7 +9,8 @@ adjustment factor is ``F_t = AC_t / C_t`` (splits and dividends after t, as the 
 Split ratios come from the source's ``split_coefficient`` when it has one (Alpha Vantage), otherwise from the
 day-over-day change of ``F`` when that change is within ``split_tolerance`` of a common split ratio (2:1, 3:2, 1:10,
 ...; dividends move ``F`` by a few percent and never match). A layout without an adjusted close is taken as is
-(``F = 1``): a split in it shows as a jump in the adjusted close and is rejected by the anomaly check.
+(``F = 1``): a split in it shows as a jump in the adjusted close, which the anomaly check rejects when the jump
+carries a split's signature (``quality.check_anomalies``).
 Nothing is forward-filled: missing sessions are reported, never invented.
 """
 
@@ -28,6 +29,37 @@ _SPLIT_BASE = (2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 25, 50, 100, Fraction(3, 2), Fra
 SPLIT_RATIOS: tuple[Fraction, ...] = tuple(
     sorted({Fraction(r) for r in _SPLIT_BASE} | {1 / Fraction(r) for r in _SPLIT_BASE})
 )
+
+COMMON_SPLITS: frozenset[Fraction] = frozenset(
+    Fraction(r) for r in (2, Fraction(3, 2), 3, 4, Fraction(1, 5), Fraction(1, 10), Fraction(1, 20))
+)
+"""Share multipliers of the common splits (2:1, 3:2, 3:1, 4:1; reverse 1:5, 1:10, 1:20); the anomaly check asks
+less evidence before it takes a price jump at one of these for an unadjusted split."""
+
+
+def is_common_split(price_ratio: Fraction) -> bool:
+    """Whether a split that multiplies prices by ``price_ratio`` (0.5 for 2:1) is a common one."""
+    return 1 / Fraction(price_ratio) in COMMON_SPLITS
+
+
+_NEAREST_LOG = min(abs(np.log(float(c))) for c in SPLIT_RATIOS)
+
+
+def snap_split_ratios(ratios: np.ndarray, tolerance: float) -> np.ndarray:
+    """Vectorised :func:`snap_split_ratio`: the index into ``SPLIT_RATIOS`` of each ratio's match, -1 when none."""
+    r = np.asarray(ratios, dtype="float64")
+    out = np.full(r.shape, -1, dtype=np.int64)
+    ok = np.isfinite(r) & (r > 0)
+    # Only ratios at least as far from 1 as the nearest split ratio (5:4), less a margin, can match: skip the rest.
+    ok[ok] = np.abs(np.log(r[ok])) >= _NEAREST_LOG - 2 * tolerance
+    if not ok.any():
+        return out
+    cand = np.array([float(c) for c in SPLIT_RATIOS])
+    within = np.abs(r[ok, None] / cand[None, :] - 1.0) <= tolerance
+    hit = within.any(axis=1)
+    idx = np.where(hit, within.argmax(axis=1), -1)  # the first match, as snap_split_ratio returns it
+    out[ok] = idx
+    return out
 
 
 def snap_split_ratio(ratio: float, tolerance: float) -> Fraction | None:

@@ -2,8 +2,14 @@
 
 Each ticker ends ``accepted``, ``accepted_with_warnings`` or ``quarantined``. Accepted tickers are upserted on
 (ticker, date) into the ``bars`` table as ONE Delta version; quarantined tickers leave their stored bars untouched and
-their rows go to the ``quarantine`` table with the reasons. If any write after the bars commit fails, the bars table is
-restored to the version it had before the run, so a failed run never damages accepted data.
+their rows go to the ``quarantine`` table with the reasons.
+
+One writer at a time per home: a run holds ``<home>/locks/ingest.lock`` (:func:`~tradeops.data.store.writer_lock`)
+from before it reads stored bars until its report is final; a second run fails at once naming the holder. Writes are
+one logical commit: the report is saved as pending with every row still to write, then bars, bar_stats, quarantine
+and validation_reports are written and the report is finalised. A run killed at any point is finished (or, before its
+bars commit, marked aborted) by the next run's :func:`~tradeops.data.repair.repair`; a run failing with an exception
+undoes its own bars commit only, and only while it is still the current version.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ from tradeops.data import store as st
 from tradeops.data.clean import adjust, calendar_findings
 from tradeops.data.contract import validate_contract
 from tradeops.data.parse import parse_raw
-from tradeops.data.quality import TickerStats, check_anomalies, drift, infer_stats, overlap_conflicts
+from tradeops.data.quality import (TickerStats, check_anomalies, drift, infer_stats, overlap_conflicts,
+                                   stats_on_basis)
 from tradeops.data.raw import RawFile
+from tradeops.data.repair import fault_point, finalise, pending_path, records, repair, write_json
 from tradeops.data.sources import Source
 from tradeops.errors import Finding, TradeopsError
 
@@ -94,6 +102,9 @@ class IngestReport:
     quarantine_version: int | None = None
     finished_at: str | None = None
     path: str | None = None
+    state: str = "pending"  # pending -> complete | failed (see tradeops.data.repair)
+    error: str | None = None
+    repairs: list[dict] = field(default_factory=list)  # what this run repaired of an interrupted earlier one
 
     @property
     def ok(self) -> bool:
@@ -108,7 +119,8 @@ class IngestReport:
             "report_id": self.report_id, "source": self.source, "started_at": self.started_at,
             "finished_at": self.finished_at, "ok": self.ok,
             "bars_version_before": self.bars_version_before, "bars_version_after": self.bars_version_after,
-            "quarantine_version": self.quarantine_version,
+            "quarantine_version": self.quarantine_version, "state": self.state, "error": self.error,
+            "repairs": self.repairs,
             "summary": {s: sum(r.status == s for r in self.results) for s in (ACCEPTED, WARNED, QUARANTINED)},
             "tickers": [r.to_dict() for r in self.results],
         }
@@ -192,7 +204,8 @@ def validate_ticker(raw: RawFile, stored: pd.DataFrame, stats: TickerStats | Non
         # (a split newly applied by the source must not look like a jump against the old basis).
         rebased, rebase_events, rebase_findings = _rebase_stored(t, bars, stored)
         previous = rebased if len(rebased) else stored.loc[stored["date"] < bars["date"].iloc[0]]
-        anomalies, res.events = check_anomalies(t, bars, cfg, previous if len(previous) else None, stats)
+        anomalies, res.events = check_anomalies(t, bars, cfg, previous if len(previous) else None,
+                                                stats_on_basis(stats, bars, stored))
         res.findings += anomalies
         res.findings += overlap_conflicts(t, bars, stored, cfg.conflict_rtol)
         fresh = bars.loc[~bars["date"].isin(stored["date"])] if len(stored) else bars
@@ -281,19 +294,49 @@ def _batch_findings(files: list[RawFile]) -> dict[int, list[Finding]]:
     return out
 
 
+def _accepted_sha256(reports: pd.DataFrame) -> dict[str, str]:
+    """sha256 -> ticker of every file stored as accepted (with or without warnings), first ticker per content."""
+    ok = reports.loc[reports["status"] != QUARANTINED].sort_values("created_at", kind="stable")
+    return dict(reversed(list(zip(ok["sha256"], ok["ticker"]))))
+
+
+def _stored_duplicate_findings(files: list[RawFile], stored: dict[str, str]) -> dict[int, list[Finding]]:
+    """Files byte-identical to the stored, accepted file of ANOTHER ticker (``stored``: sha256 -> ticker): the
+    same data under a second name is quarantined. The same ticker's own file again is not a duplicate (re-ingest)."""
+    out: dict[int, list[Finding]] = {}
+    for i, f in enumerate(files):
+        other = stored.get(f.sha256) if f.content else None
+        if other is not None and other != f.ticker:
+            out[i] = [Finding(f.ticker, "duplicate_content", f"{f.location} for {f.ticker} has the same bytes "
+                              f"(sha256 {f.sha256[:12]}) as the file stored for {other}: {f.ticker} would be a copy "
+                              f"of {other}'s bars", details={"ticker": f.ticker, "same_as": other,
+                                                             "sha256": f.sha256})]
+    return out
+
+
 def ingest(source: Source, settings: Settings, tickers: list[str] | None = None, *,
            today: date | None = None, lake: st.Lake | None = None,
            progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
     """Ingest ``tickers`` (all the source has when ``None``) from ``source`` into the lake and return the report.
 
-    Raises :class:`~tradeops.errors.SourceError` / ``UsageError`` before anything is written when the source fails.
+    Raises :class:`~tradeops.errors.SourceError` / ``UsageError`` before anything is written when the source fails,
+    and ``TradeopsError("another ingestion is running (pid N, since T)")`` while another run holds the home's lock.
     ``progress(ticker, i, n)`` is called before each ticker is validated.
     """
+    with st.writer_lock(settings.home):
+        return _ingest_locked(source, settings, tickers, today=today, lake=lake, progress=progress)
+
+
+def _ingest_locked(source: Source, settings: Settings, tickers: list[str] | None, *, today: date | None,
+                   lake: st.Lake | None, progress: Callable[[str, int, int], None] | None) -> IngestReport:
+    """:func:`ingest` with the home's writer lock held: repair, read stored state, validate, write, report."""
     cfg = settings.ingest
     today = today or exchange_today()
     lake = lake or st.lake_for(settings)
     report = IngestReport(report_id=f"ing-{datetime.now(EXCHANGE_TZ):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
                           source=source.name, started_at=st.utcnow().isoformat(), results=[])
+    # Before reading anything: an interrupted earlier run must not leave stale statistics as the reference.
+    report.repairs = repair(lake, settings.reports_dir, by=report.report_id)
     bars_before = lake.version(st.BARS)
     report.bars_version_before = report.bars_version_after = bars_before
 
@@ -308,6 +351,9 @@ def ingest(source: Source, settings: Settings, tickers: list[str] | None = None,
              for r in stats_df.to_dict("records")}
 
     extra = _batch_findings(files)
+    stored_sha = _accepted_sha256(lake.read(st.REPORTS, columns=["ticker", "status", "sha256", "created_at"]))
+    for i, dup in _stored_duplicate_findings(files, stored_sha).items():
+        extra.setdefault(i, []).extend(dup)
     validated: list[Validated] = []
     empty = stored_all.iloc[0:0]
     for i, raw in enumerate(files):
@@ -319,47 +365,91 @@ def ingest(source: Source, settings: Settings, tickers: list[str] | None = None,
         report.results.append(v.result)
 
     _write(lake, report, validated, settings)
+    report.state = "complete"
     report.finished_at = st.utcnow().isoformat()
     report.path = str(save_report(report, settings.reports_dir))
     return report
 
 
+def _validation_rows(report: IngestReport) -> pd.DataFrame:
+    """One ``validation_reports`` row per ticker of the run (``bars_version`` is set once the bars commit is known)."""
+    return pd.DataFrame([{
+        "report_id": report.report_id, "ticker": r.ticker, "status": r.status, "source": report.source,
+        "location": r.provenance["location"], "sha256": r.provenance["sha256"], "bytes": r.provenance["bytes"],
+        "rows_in": r.rows_in, "rows_written": r.rows_written, "errors": len(r.errors),
+        "warnings": len(r.warnings), "findings_json": json.dumps([f.to_dict() for f in r.findings]),
+        "created_at": st.utcnow()} for r in report.results])
+
+
+def _own_commit(lake: st.Lake, report_id: str, before: int | None) -> int | None:
+    """The bars version this run committed (found by its report id in the commit metadata), if any."""
+    for h in lake.history(st.BARS):
+        if before is not None and h["version"] <= before:
+            break
+        if h.get("report_id") == report_id and h.get("operation") == "ingest":
+            return int(h["version"])
+    return None
+
+
 def _write(lake: st.Lake, report: IngestReport, validated: list[Validated], settings: Settings) -> None:
+    """Write the run as one logical commit: pending report -> bars -> bar_stats -> quarantine -> validation_reports.
+
+    The pending report holds every row written after the bars commit, so a run killed between any two steps is
+    finished by the next run's repair. On an exception the run undoes its own bars commit (only while it is still
+    the current version; never a version someone else wrote), is reported ``failed`` and re-raises.
+    """
+    from deltalake.exceptions import CommitFailedError
+
     accepted = [v for v in validated if v.upsert is not None]
     quarantined = [v for v in validated if v.quarantine is not None]
     meta = {"operation": "ingest", "source": report.source, "report_id": report.report_id}
     before = report.bars_version_before
+    rows = q = None
+    if any(len(v.upsert) for v in accepted):
+        rows = pd.concat([v.upsert for v in accepted], ignore_index=True)
+        rows["source"] = report.source
+        rows["ingested_at"] = st.utcnow()
+        rows["report_id"] = report.report_id
+    if quarantined:
+        q = pd.concat([v.quarantine for v in quarantined], ignore_index=True)
+        q["report_id"] = report.report_id
+    rep = _validation_rows(report)
+    bars_tickers = [v.result.ticker for v in accepted] if rows is not None else []
+    save_report(report, settings.reports_dir, plan={"bars_tickers": bars_tickers, "quarantine_rows": records(q),
+                                                    "validation_rows": records(rep)})
+    fault_point("before_bars_commit")
     try:
-        if any(len(v.upsert) for v in accepted):
-            rows = pd.concat([v.upsert for v in accepted], ignore_index=True)
-            rows["source"] = report.source
-            rows["ingested_at"] = st.utcnow()
-            rows["report_id"] = report.report_id
-            meta_bars = {**meta, "tickers": [v.result.ticker for v in accepted], "rows_written": int(len(rows)),
+        if rows is not None:
+            meta_bars = {**meta, "tickers": bars_tickers, "rows_written": len(rows),
                          "rows_new": int(sum(v.result.rows_new for v in accepted))}
             report.bars_version_after = lake.upsert(st.BARS, rows, meta_bars)
+            fault_point("after_bars_commit")
             _verify_destination(lake, accepted)
             stats_rows = pd.DataFrame([{**infer_stats(v.result.ticker, v.combined).to_dict(),
                                         "bars_version": report.bars_version_after, "report_id": report.report_id,
                                         "computed_at": st.utcnow()} for v in accepted])
             lake.upsert(st.STATS, stats_rows, {**meta, "bars_version": report.bars_version_after})
-        if quarantined:
-            q = pd.concat([v.quarantine for v in quarantined], ignore_index=True)
-            q["report_id"] = report.report_id
-            report.quarantine_version = lake.append(st.QUARANTINE, q, {**meta, "rows": int(len(q))})
-        rep = pd.DataFrame([{
-            "report_id": report.report_id, "ticker": r.ticker, "status": r.status, "source": report.source,
-            "location": r.provenance["location"], "sha256": r.provenance["sha256"], "bytes": r.provenance["bytes"],
-            "rows_in": r.rows_in, "rows_written": r.rows_written, "errors": len(r.errors),
-            "warnings": len(r.warnings), "findings_json": json.dumps([f.to_dict() for f in r.findings]),
-            "bars_version": report.bars_version_after, "created_at": st.utcnow()} for r in report.results])
+            fault_point("after_stats")
+        if q is not None:
+            report.quarantine_version = lake.append(st.QUARANTINE, q, {**meta, "rows": len(q)})
+            fault_point("after_quarantine")
         if len(rep):
-            lake.append(st.REPORTS, rep, meta)
-    except BaseException:
-        after = lake.version(st.BARS)
-        if after is not None and after != before and before is not None:
-            lake.restore(st.BARS, before, reason=f"ingest {report.report_id} failed after writing")
-            report.bars_version_after = before
+            lake.append(st.REPORTS, rep.assign(bars_version=report.bars_version_after), meta)
+            fault_point("after_reports")
+    except BaseException as exc:
+        try:
+            written = _own_commit(lake, report.report_id, before) if rows is not None else None
+            undone = written is None or lake.undo(st.BARS, written, before, f"ingest {report.report_id} failed "
+                                                  "after writing", undoes=report.report_id, tickers=bars_tickers)
+        except Exception:  # the lake fails for the undo too: the pending report lets the next run finish instead
+            undone = False
+        if undone:  # else the commit stays and the pending report lets the next run finish it
+            report.state, report.error = "failed", f"{type(exc).__name__}: {exc}"
+            report.bars_version_after, report.finished_at = before, st.utcnow().isoformat()
+            save_report(report, settings.reports_dir)
+        if isinstance(exc, CommitFailedError):
+            raise TradeopsError(f"bars: [commit_conflict] another writer committed to the lake during ingest "
+                                f"{report.report_id}; nothing of this run was stored ({exc})") from exc
         raise
 
 
@@ -377,12 +467,14 @@ def _verify_destination(lake: st.Lake, accepted: list[Validated]) -> None:
                                 f"dates) after the write, expected {expected}; the write was rolled back")
 
 
-def save_report(report: IngestReport, reports_dir: Path) -> Path:
-    """Write the JSON report; returns its path."""
-    out = Path(reports_dir) / "ingest"
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{report.report_id}.json"
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report.to_dict(), indent=2, default=str))
-    tmp.replace(path)
-    return path
+def save_report(report: IngestReport, reports_dir: Path, *, plan: dict | None = None) -> Path:
+    """Write the JSON report; returns its path.
+
+    With ``plan`` (the rows still to write: ``bars_tickers``, ``quarantine_rows``, ``validation_rows``) it is the
+    pending report ``<reports>/ingest/pending/<id>.json`` saved before the first table write; without, the final
+    report ``<reports>/ingest/<id>.json`` (the pending one is removed). Both are written atomically.
+    """
+    doc = report.to_dict()
+    if plan is not None:
+        return write_json(pending_path(reports_dir, report.report_id), {**doc, "state": "pending", "plan": plan})
+    return finalise(reports_dir, doc)

@@ -3,11 +3,19 @@
 One directory per table under the lake root. Every write is one atomic Delta commit (a new table version) carrying
 metadata (operation, source, report id, row counts), so the table history is the audit trail and any past version
 is readable with ``version=N`` (time travel). Dates are stored as ``date32`` (the trading date), times as UTC.
+
+Reads filter tickers on the scanned rows, whatever string layout each file has (:func:`is_in_strings`), never
+through per-file statistics. Writers of a home's Data-level tables hold its lock (:func:`writer_lock`) and only ever
+undo their own commit (:meth:`Lake.undo`).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +23,8 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+
+from tradeops.errors import TradeopsError
 
 BARS = "bars"
 QUARANTINE = "quarantine"
@@ -72,36 +82,61 @@ def _to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
             col = df[field.name]
             if pa.types.is_date32(field.type):
                 col = pd.to_datetime(col).dt.date
+            elif pa.types.is_timestamp(field.type) and col.dtype == object:
+                col = pd.to_datetime(col, utc=True, format="ISO8601")  # ISO text, e.g. rows read back from JSON
             data[field.name] = pa.array(col, type=field.type, from_pandas=True)
         else:
             data[field.name] = pa.nulls(n, type=field.type)
     return pa.table(data, schema=schema)
 
 
+def is_in_strings(values: pa.Array | pa.ChunkedArray, wanted: pa.Array) -> pa.ChunkedArray | pa.Array:
+    """Boolean mask: which ``values`` are in ``wanted`` (a ``string`` array), whatever the string layout of ``values``.
+
+    delta-rs hands a string column back as ``string``, ``large_string`` or ``string_view`` (a MERGE writes
+    ``string_view`` files next to older ``string`` ones); the values are cast to ``string`` before comparing.
+    """
+    import pyarrow.compute as pc
+
+    return pc.is_in(values.cast(pa.string()), value_set=wanted)
+
+
+def _plain_strings(tbl: pa.Table) -> pa.Table:
+    """``large_string`` / ``string_view`` columns as ``string``, so every read has one layout."""
+    odd = [f for f in tbl.schema if pa.types.is_string_view(f.type) or pa.types.is_large_string(f.type)]
+    if not odd:
+        return tbl
+    return tbl.cast(pa.schema([pa.field(f.name, pa.string(), f.nullable) if f in odd else f for f in tbl.schema]))
+
+
 def read_delta(dt, schema: pa.Schema | None = None, *, tickers: list[str] | None = None,
                columns: list[str] | None = None) -> pa.Table:
     """Read a Delta table snapshot into Arrow, optionally only ``tickers`` and ``columns``.
 
-    Scans single-threaded on purpose: pyarrow's threaded dataset scan over delta-rs files makes the interpreter
-    abort at exit ("terminate called without an active exception") in about a third of runs here, which would turn
-    a successful CLI command into exit code 134. Strings come back as declared in ``schema`` (delta-rs may hand back
-    ``string_view``).
+    The ticker filter is applied to the scanned rows (:func:`is_in_strings`), never handed to the dataset scan: the
+    fragments delta-rs builds carry its per-file statistics as typed guarantees, and pyarrow simplifies a filter
+    against them, which fails ("'greater_equal' has no kernel matching input types (string, string_view)") once
+    files of different string layouts sit in one table. Scans single-threaded on purpose: pyarrow's threaded
+    dataset scan over delta-rs files makes the interpreter abort at exit ("terminate called without an active
+    exception") in about a third of runs here, which would turn a successful CLI command into exit code 134.
+    Strings come back as declared in ``schema``, else as plain ``string``.
     """
-    import pyarrow.dataset as ds
-
     dataset = dt.to_pyarrow_dataset()
-    flt = None
     if tickers:
-        ttype = dataset.schema.field("ticker").type
-        flt = ds.field("ticker").isin(pa.array(list(tickers), pa.string()).cast(ttype))
-    tbl = dataset.to_table(columns=columns, filter=flt, use_threads=False)
+        scan_columns = columns if columns is None or "ticker" in columns else [*columns, "ticker"]
+        scanner = dataset.scanner(columns=scan_columns, use_threads=False)
+        wanted = pa.array(sorted({str(t) for t in tickers}), pa.string())
+        parts = [b.filter(is_in_strings(b.column("ticker"), wanted)) for b in scanner.to_batches()]
+        tbl = pa.Table.from_batches(parts, schema=scanner.projected_schema)
+        if columns is not None:
+            tbl = tbl.select(columns)
+    else:
+        tbl = dataset.scanner(columns=columns, use_threads=False).to_table()
+    tbl = _plain_strings(tbl)
     if schema is not None:
         names = set(schema.names)
         tbl = tbl.cast(pa.schema([schema.field(n) if n in names else tbl.schema.field(n)
                                   for n in tbl.column_names]))
-    elif any(pa.types.is_string_view(f.type) for f in tbl.schema):
-        tbl = tbl.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_string_view(f.type) else f
-                                  for f in tbl.schema]))
     return tbl
 
 
@@ -182,13 +217,41 @@ class Lake:
            .when_matched_update_all().when_not_matched_insert_all().execute())
         return self.table(table).version()
 
-    def restore(self, table: str, version: int, reason: str) -> int:
-        """Make ``version``'s content current again (a new version); used when a later step of a write fails."""
+    def restore(self, table: str, version: int, reason: str, **metadata: Any) -> int:
+        """Make ``version``'s content current again (a new version); ``metadata`` goes into the commit."""
         from deltalake import CommitProperties
 
         dt = self.table(table)
-        dt.restore(version, commit_properties=CommitProperties(custom_metadata=_meta({"operation": "restore",
-                                                                                       "reason": reason})))
+        dt.restore(version, commit_properties=CommitProperties(
+            custom_metadata=_meta({"operation": "restore", "reason": reason, **metadata})))
+        return self.table(table).version()
+
+    def undo(self, table: str, written: int, before: int | None, reason: str, **metadata: Any) -> bool:
+        """Undo this writer's own commit ``written`` by restoring ``before`` (no table before: delete every row),
+        only while ``written`` is still the current version; never over a version someone else wrote.
+
+        Returns whether it undid. Meant for a writer holding the home's lock (:func:`writer_lock`).
+        """
+        from deltalake import CommitProperties
+
+        if self.version(table) != written:
+            return False
+        if before is not None:
+            self.restore(table, before, reason, **metadata)
+        else:
+            self.table(table).delete(commit_properties=CommitProperties(
+                custom_metadata=_meta({"operation": "restore", "reason": reason, **metadata})))
+        return True
+
+    def delete_tickers(self, table: str, tickers: list[str], metadata: dict[str, Any]) -> int | None:
+        """Delete every row of ``tickers`` as one new version; returns it (``None`` when the table is absent)."""
+        from deltalake import CommitProperties
+
+        if not self.exists(table) or not tickers:
+            return self.version(table)
+        quoted = ", ".join("'" + t.replace("'", "''") + "'" for t in tickers)
+        self.table(table).delete(f"ticker IN ({quoted})",
+                                 commit_properties=CommitProperties(custom_metadata=_meta(metadata)))
         return self.table(table).version()
 
     def history(self, table: str) -> list[dict]:
@@ -228,3 +291,62 @@ def lake_for(settings) -> Lake:
         Path(root).mkdir(parents=True, exist_ok=True)
         root = str(Path(root).resolve())
     return Lake(root)
+
+
+def lock_path(home: str | Path, name: str = "ingest") -> Path:
+    """The lock file of one kind of writer of a home: ``<home>/locks/<name>.lock``."""
+    return Path(home) / "locks" / f"{name}.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _holder(fd: int, wait_s: float = 1.0) -> str:
+    """Who holds the lock, from the file its holder writes right after taking it (waits briefly for that write)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            info = json.loads(os.pread(fd, 4096, 0).decode() or "null")
+            if isinstance(info, dict) and _alive(int(info["pid"])):
+                return f"pid {info['pid']}, since {info['since']}"
+        except (ValueError, KeyError, TypeError):
+            pass
+        if time.monotonic() > deadline:
+            return "pid unknown"
+        time.sleep(0.02)
+
+
+@contextmanager
+def writer_lock(home: str | Path, name: str = "ingest", what: str = "ingestion") -> Iterator[Path]:
+    """Hold the home's exclusive ``name`` lock for the block: one writer of the Data-level tables at a time.
+
+    Non-blocking ``fcntl.flock`` on ``<home>/locks/<name>.lock``; the holder writes its pid and start time (UTC)
+    into the file. A second writer gets ``TradeopsError("another ingestion is running (pid N, since T)")``. The
+    kernel drops the lock when its process dies, even by ``kill -9``, so a crash never leaves a stale lock. Per open
+    file, so two threads of one process exclude each other too.
+    """
+    import fcntl
+
+    path = lock_path(home, name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TradeopsError(f"another {what} is running ({_holder(fd)}); lock {path}") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": utcnow().isoformat(timespec="seconds")}).encode(), 0)
+        try:
+            yield path
+        finally:
+            os.ftruncate(fd, 0)  # a later writer never reports this finished run as the holder
+    finally:
+        os.close(fd)  # closing the only descriptor releases the lock
