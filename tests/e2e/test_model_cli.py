@@ -28,7 +28,7 @@ def test_train_prints_run_version_metrics_backtest_and_blessing(home, tradeops):
 
     models = tradeops(home, "models", "--json").json()
     assert models[0]["name"] == "cnn-ta-IBM" and models[0]["aliases"]["challenger"] == j["version"]
-    r = tradeops(home, "promote", j["version"])
+    r = tradeops(home, "promote", j["version"], "--force")  # not blessed: needs --force
     assert r.exit_code == 0 and f"champion is now v{j['version']}" in r.stdout
     r = tradeops(home, "rollback")
     assert r.exit_code == 0 and "rolled back" in r.stdout

@@ -35,6 +35,8 @@ def ingest_summary(report: dict, console: Console) -> None:
             what = e.get("ratio_text") or f"x{e.get('price_ratio', 1):.6g} on {e.get('rows', 0)} stored rows"
             console.print(f"  [cyan]event  [/cyan] {t['ticker']} {e.get('date', e.get('anchor_date', ''))}: "
                           f"{e['type']} {what}", highlight=False, soft_wrap=True)
+    for r in report.get("repairs", []):  # left by an interrupted earlier ingestion (tradeops.data.repair)
+        console.print(f"  [cyan]repaired[/cyan] {escape(r['message'])}", highlight=False, soft_wrap=True)
     s = report["summary"]
     before = report["bars_version_before"]
     console.print(f"{s['accepted']} accepted, {s['accepted_with_warnings']} accepted with warnings, "
@@ -210,3 +212,24 @@ def walkforward_tables(result: dict, console: Console) -> None:
         console.print(f"  {label:>4} " + " ".join(f"{v:>6}" for v in row))
     console.print(f"macro-F1 {cls['macro_f1']:.3f}, accuracy {cls['accuracy']:.3f}; {len(result['folds'])} folds"
                   + (f"; skipped: {'; '.join(result['skipped'])}" if result["skipped"] else ""), highlight=False)
+
+
+def models_table(models: list[dict], console: Console) -> None:
+    """What `tradeops models` prints: one row per registered version; incomplete versions say what they lack."""
+    t = Table(title="Registered models")
+    for col in ("model", "version", "aliases", "status", "blessed", "run", "feature set", "bars v"):
+        t.add_column(col, overflow="fold")
+    for m in models:
+        by_version: dict[str, list[str]] = {}
+        for alias, v in m["aliases"].items():
+            by_version.setdefault(str(v), []).append(alias)
+        if not m["versions"]:
+            t.add_row(m["name"], "-", "-", "no versions", "-", "-", "-", "-")
+        for v in m["versions"]:
+            tags = v["tags"]
+            status = "complete" if v["complete"] else \
+                f"[bold red]INCOMPLETE[/bold red] (missing {escape(', '.join(v['missing_tags']))})"
+            t.add_row(m["name"], v["version"], ",".join(sorted(by_version.get(v["version"], []))) or "-", status,
+                      tags.get("blessed", "?"), (v["run_id"] or "-")[:12], tags.get("feature_set_version", "?"),
+                      tags.get("bars_version", "?"))
+    console.print(t)
