@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -39,7 +39,27 @@ class IngestConfig(_Section):
     stale_run: int = Field(5, ge=2, description="this many identical consecutive closes (OHLC flat) = stale series")
     zero_volume_run: int = Field(5, ge=2, description="this many consecutive zero-volume bars = rejected")
     jump_warn: float = Field(0.25, gt=0, description="|adjusted return| above this is a warning (a real move)")
-    split_tolerance: float = Field(0.015, gt=0, description="a raw jump within this of a split ratio is a split")
+    split_tolerance: float = Field(0.015, gt=0, description="relative distance within which an open gap or an "
+                                   "adjustment-factor step matches a split ratio")
+    split_window: int = Field(20, ge=2, description="sessions before and after a jump whose medians give the volume "
+                              "and day-range levels a split is judged on")
+    split_level_sessions: int = Field(10, ge=1, description="sessions after a jump whose median close must stay at "
+                                      "the split's new level (no reversion)")
+    split_range_factor: float = Field(3.0, gt=1, description="a split day's range around its open is at most this "
+                                      "times the median of the sessions before (an ordinary day)")
+    split_volume_tolerance: float = Field(0.5, gt=0, lt=1, description="the median log volume after a split must "
+                                          "shift by -log(price ratio) within this fraction of it (at least 0.15), and "
+                                          "the later half of the window by at least half of it (persistent)")
+    split_spike_factor: float = Field(3.0, gt=1, description="a split day's volume is at most this times the higher "
+                                      "of the volume level before and the level the split leads to (a news day "
+                                      "spikes)")
+    split_level_tolerance: float = Field(0.1, gt=0, description="log distance of the median close after a jump from "
+                                         "the split's new level (also at most half the log ratio)")
+    split_evidence_common: int = Field(2, ge=0, le=3, description="supporting signs (ordinary day range, no volume "
+                                       "spike, volume shift) a jump at a common split ratio (2:1, 3:2, 3:1, 4:1, 1:5, "
+                                       "1:10, 1:20) needs to be taken for an unadjusted split")
+    split_evidence_rare: int = Field(3, ge=0, le=3, description="supporting signs a jump at any other split ratio "
+                                     "(5:4, 4:3, 4:5, 3:4, ...) needs")
     range_factor: float = Field(5.0, gt=1, description="prices beyond stored max*f or min/f are out of range")
     conflict_rtol: float = Field(1e-6, ge=0, description="relative tolerance for raw values vs stored values")
     drift_ks_warn: float = Field(0.3, gt=0, le=1, description="KS statistic of returns vs stored data that warns")
@@ -61,7 +81,14 @@ class FeaturesConfig(_Section):
 
     preset: str = Field("thesis", pattern="^(thesis|cnn-ta)$")
     windows: tuple[int, ...] = Field(tuple(range(6, 21)), min_length=1)
-    label_window: int = Field(11, ge=3)
+    label_window: int = Field(11, ge=3, description="odd window of the Sezer labeller (horizon = (w - 1) / 2)")
+
+    @field_validator("label_window")
+    @classmethod
+    def _odd_window(cls, value: int) -> int:
+        if value % 2 == 0:
+            raise ValueError(f"must be odd (a centred window: 11 looks 5 days back and 5 ahead), got {value}")
+        return value
 
 
 class CostsConfig(_Section):
@@ -114,6 +141,8 @@ class ModelConfig(_Section):
     blessing: BlessingSection = BlessingSection()
     tune: TuneConfig = TuneConfig()
     baselines: bool = Field(True, description="evaluate LightGBM and rule baselines on the same windows")
+    torch_threads: int = Field(1, ge=0, description="torch intra-op threads per training process (0: torch's "
+                               "default, one per core); results are bit-identical only at the same count")
 
 
 class Settings(BaseSettings):
@@ -144,7 +173,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+        path = config_path()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         if path.is_file():
             sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
@@ -169,14 +198,67 @@ class Settings(BaseSettings):
         return self.home / "reports"
 
 
+def config_path() -> Path:
+    """The config file that applies: ``$TRADEOPS_CONFIG`` or ``./tradeops.yaml`` (it need not exist)."""
+    return Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+
+
+def _yaml_marks(path: Path) -> tuple[dict[tuple[str, ...], int], str | None]:
+    """Parse ``path`` as YAML: (line of every key path, problem or ``None``).
+
+    A syntax error, a file that is not a mapping at the top, or an unreadable file is the problem, named with
+    the file, the 1-based line and column and what the parser expected.
+    """
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return {}, f"{path}: cannot be read ({exc})"
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown line"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context", None)
+        return {}, f"{path}: {where}: {problem}" + (f" ({context})" if context else "")
+    if root is None:
+        return {}, None
+    if not isinstance(root, yaml.MappingNode):
+        return {}, f"{path}: line {root.start_mark.line + 1}: the file must be a mapping of sections (e.g. " \
+                   f"`model:` or `ingest:`), got a {root.tag.rsplit(':', 1)[-1]}"
+    marks: dict[tuple[str, ...], int] = {}
+
+    def walk(node, prefix: tuple[str, ...]) -> None:
+        for key, value in node.value:
+            loc = (*prefix, str(key.value))
+            marks[loc] = key.start_mark.line + 1
+            if isinstance(value, yaml.MappingNode):
+                walk(value, loc)
+
+    walk(root, ())
+    return marks, None
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Load and validate the configuration; a bad value is a :class:`ConfigError` naming the field."""
+    """Load and validate the configuration; a bad value is a :class:`ConfigError` naming the field (and, when it
+    comes from the config file, the file and line); a malformed file names the file, line and problem."""
+    path = config_path()
+    marks: dict[tuple[str, ...], int] = {}
+    if path.is_file():
+        marks, problem = _yaml_marks(path)
+        if problem:
+            raise ConfigError(f"invalid configuration file {problem}")
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
-        raise ConfigError(f"invalid configuration: {problems}") from exc
-    except (OSError, ValueError) as exc:  # unreadable or malformed YAML
-        raise ConfigError(f"invalid configuration file: {exc}") from exc
+        problems = []
+        for err in exc.errors():
+            loc = tuple(str(p) for p in err["loc"])
+            line = next((marks[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in marks), None)
+            where = f" ({path} line {line})" if line is not None else ""
+            problems.append(f"{'.'.join(loc)}: {err['msg']}{where}")
+        raise ConfigError(f"invalid configuration: {'; '.join(problems)}") from exc
+    except (OSError, ValueError) as exc:  # unreadable file or a value pydantic-settings cannot decode
+        raise ConfigError(f"invalid configuration file {path}: {exc}") from exc

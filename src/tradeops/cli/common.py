@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TextIO
 
 import typer
 from rich.console import Console
@@ -20,8 +22,14 @@ err_console = Console(stderr=True)
 
 
 def settings_of(ctx: typer.Context) -> Settings:
-    root = ctx.find_root()
-    return root.obj["settings"]
+    """The validated settings of this invocation, loaded on first use; a bad config exits 2 with its message."""
+    obj = ctx.find_root().obj
+    if obj["settings"] is None:
+        try:
+            obj["settings"] = obj["load"]()
+        except TradeopsError as exc:
+            fail(exc)
+    return obj["settings"]
 
 
 def fail(exc: TradeopsError) -> None:
@@ -37,10 +45,40 @@ def split_tickers(tickers: str | None) -> list[str] | None:
     return out or None
 
 
+class PlainProgress:
+    """Progress for logs (CI, pipes): a plain stderr line when the step changes, at most one per ``interval``
+    seconds while it stays the same; the same ``update`` call as a rich progress bar."""
+
+    def __init__(self, stream: TextIO | None = None, interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.stream = stream
+        self.interval = interval
+        self.clock = clock
+        self.started = clock()
+        self._last_text: str | None = None
+        self._last_at = -float("inf")
+
+    def update(self, task: int, *, description: str | None = None, completed: float | None = None,
+               total: float | None = None, **_: object) -> None:
+        step = description if description is not None else (self._last_text or "working")
+        now = self.clock()
+        changed = step != self._last_text
+        if not changed and now - self._last_at < self.interval:
+            return
+        count = f" {completed:g}/{total:g}" if completed is not None and total else ""
+        stream = self.stream or sys.stderr
+        stream.write(f"[{now - self.started:6.1f}s] {step}{count}\n")
+        stream.flush()
+        self._last_text, self._last_at = step, now
+
+
 @contextmanager
-def progress_bar() -> Iterator[tuple[Progress, int]]:
-    """A transient progress bar on stderr (shown on terminals only, so logs stay clean)."""
+def progress_bar() -> Iterator[tuple[Progress | PlainProgress, int]]:
+    """A transient rich progress bar on stderr when it is a terminal, plain periodic log lines otherwise."""
+    if not err_console.is_terminal:
+        yield PlainProgress(), 0
+        return
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err_console,
-                  transient=True, disable=not err_console.is_terminal) as bar:
+                  transient=True) as bar:
         yield bar, bar.add_task("working", total=None)

@@ -13,7 +13,7 @@ import typer
 from tradeops.cli.common import console, fail, progress_bar, settings_of, split_tickers
 from tradeops.errors import TradeopsError, UsageError
 
-app = typer.Typer(help="Features, labels and the feature store.", no_args_is_help=True)
+app = typer.Typer(help="Features, labels and the feature store.", no_args_is_help=True, rich_markup_mode=None)
 
 PresetOpt = Annotated[Optional[str], typer.Option("--preset", help="thesis (default) or cnn-ta.")]
 

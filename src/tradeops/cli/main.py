@@ -24,6 +24,7 @@ from tradeops.config import CONFIG_FILE_ENV, Settings, load_settings
 from tradeops.errors import TradeopsError
 
 app = typer.Typer(name="tradeops", help="DataOps + MLOps for trading-signal models.", no_args_is_help=True,
+                  rich_markup_mode=None,  # plain help: the rich renderer shows flags as "--json <bool>"
                   add_completion=False, pretty_exceptions_enable=False)
 app.add_typer(features_app, name="features")
 register_model_commands(app)
@@ -57,10 +58,8 @@ def main(
                               soft_wrap=True)
             raise typer.Exit(2)
         os.environ[CONFIG_FILE_ENV] = str(config)
-    try:
-        ctx.obj = {"settings": load_settings(home=home)}
-    except TradeopsError as exc:
-        fail(exc)
+    # Loaded on first use, so `--help` of any command works whatever the config file holds.
+    ctx.obj = {"settings": None, "load": lambda: load_settings(home=home)}
 
 
 def run_ingest(settings: Settings, source: SourceName, path: Path | None, tickers: list[str] | None) -> dict:

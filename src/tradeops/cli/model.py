@@ -8,7 +8,6 @@ import sys
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
 from tradeops.cli.common import console, err_console, fail, progress_bar, settings_of, split_tickers
 from tradeops.errors import TradeopsError, UsageError
@@ -25,6 +24,15 @@ def _tickers(value: str) -> list[str]:
     return tickers
 
 
+def _preset(value: str) -> str:
+    """A known feature preset, else a UsageError naming the valid ones (checked before any work)."""
+    from tradeops.features.definitions import PRESETS
+
+    if value not in PRESETS:
+        raise UsageError(f"--preset {value!r} is unknown; valid presets: {', '.join(PRESETS)}")
+    return value
+
+
 def _with_overrides(settings, **model_overrides):
     """Settings with CLI flags applied to the model section (flags beat config)."""
     changes = {k: v for k, v in model_overrides.items() if v is not None}
@@ -34,7 +42,7 @@ def _with_overrides(settings, **model_overrides):
 
 
 def run_train(settings, preset: str, tickers: list[str], epochs: int | None):
-    from tradeops.model.pipeline import train_model
+    from tradeops.model.training import train_model
 
     with progress_bar() as (bar, task):
         def status(msg: str) -> None:
@@ -66,7 +74,7 @@ def train_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: Tickers
         if recipe is not None and recipe not in ("paper", "default"):
             raise UsageError(f"--recipe must be paper or default, got {recipe!r}")
         settings = _with_overrides(settings_of(ctx), recipe=recipe, seed=seed)
-        out = run_train(settings, preset, _tickers(tickers), epochs)
+        out = run_train(settings, _preset(preset), _tickers(tickers), epochs)
     except TradeopsError as exc:
         fail(exc)
     print_train(out, as_json)
@@ -86,10 +94,16 @@ def walkforward_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: T
     from tradeops.model.walkforward import run_walkforward
 
     try:
+        from tradeops.model.walkforward import check_arguments
+
         years = parse_years(test_years)
+        check_arguments(mode=mode, train_years=train_years, test_years=years)
+        if recipe is not None and recipe not in ("paper", "default"):
+            raise UsageError(f"--recipe must be paper or default, got {recipe!r}")
+        preset, names = _preset(preset), _tickers(tickers)
         settings = _with_overrides(settings_of(ctx), recipe=recipe)
         with progress_bar() as (bar, task):
-            result = run_walkforward(settings, preset=preset, tickers=_tickers(tickers), test_years=years,
+            result = run_walkforward(settings, preset=preset, tickers=names, test_years=years,
                                      train_years=train_years, mode=mode, pooled=pooled, epochs=epochs,
                                      progress=lambda m: bar.update(task, description=f"fold {m}"))
     except TradeopsError as exc:
@@ -101,9 +115,12 @@ def walkforward_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: T
 
 
 def parse_years(text: str) -> list[int]:
+    """``2007-2012`` (inclusive range) or ``2010,2011`` -> sorted distinct years; bad text is a UsageError."""
     try:
         if "-" in text:
             a, b = (int(x) for x in text.split("-", 1))
+            if a > b:
+                raise UsageError(f"--test-years {text!r} is a reversed range: write {b}-{a}")
             years = list(range(a, b + 1))
         else:
             years = [int(x) for x in text.split(",") if x.strip()]
@@ -111,7 +128,10 @@ def parse_years(text: str) -> list[int]:
         raise UsageError(f"--test-years {text!r}: use a range like 2007-2012 or a list like 2010,2011") from None
     if not years:
         raise UsageError("--test-years names no year")
-    return years
+    bad = [y for y in years if not 1900 <= y <= 2100]
+    if bad:
+        raise UsageError(f"--test-years {text!r}: {bad[0]} is not a plausible calendar year")
+    return sorted(set(years))
 
 
 def tune_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: TickersOpt = "",
@@ -125,7 +145,7 @@ def tune_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: TickersO
 
     try:
         with progress_bar() as (bar, task):
-            result = run_tune(settings_of(ctx), preset=preset, tickers=_tickers(tickers), trials=trials,
+            result = run_tune(settings_of(ctx), preset=_preset(preset), tickers=_tickers(tickers), trials=trials,
                               storage=storage, on_trial=lambda n, v, s: bar.update(
                                   task, description=f"trial {n}: {s.lower()} {'' if v is None else f'{v:.3f}'}"))
     except TradeopsError as exc:
@@ -139,24 +159,35 @@ def tune_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: TickersO
 
 def promote_cmd(ctx: typer.Context, version: Annotated[str, typer.Argument(help="Registered model version.")],
                 model: Annotated[Optional[str], typer.Option(help="Registered model name (default: the only one).")]
-                = None) -> None:
-    """Make VERSION the champion (by registry alias; recorded for rollback)."""
+                = None,
+                force: Annotated[bool, typer.Option("--force", help="Promote a version that is not blessed.")]
+                = False) -> None:
+    """Make VERSION the champion (by registry alias; recorded for rollback). Incomplete versions are refused;
+    unblessed ones need --force."""
     from tradeops.model import registry as reg
 
     try:
         settings = settings_of(ctx)
         name = reg.resolve_name(settings, model)
-        entry = reg.promote(settings, name, version, reason="manual promotion (tradeops promote)")
+        entry = reg.promote(settings, name, version, force=force,
+                            reason="manual promotion (tradeops promote" + (" --force)" if force else ")"))
     except TradeopsError as exc:
         fail(exc)
+    if entry["forced"]:
+        err_console.print(f"[bold yellow]warning:[/bold yellow] {name} v{entry['champion']} is not blessed; "
+                          "promoted because of --force", highlight=False)
+    if not entry["changed"]:
+        console.print(f"{name}: v{entry['champion']} is already the champion (nothing changed)", highlight=False)
+        return
     console.print(f"{name}: champion is now v{entry['champion']} (was "
-                  f"{'v' + entry['previous'] if entry['previous'] else 'none'}; run {entry['run_id']})")
+                  f"{'v' + entry['previous'] if entry['previous'] else 'none'}; run {entry['run_id']})",
+                  highlight=False)
 
 
 def rollback_cmd(ctx: typer.Context,
                  model: Annotated[Optional[str], typer.Option(help="Registered model name (default: the only one).")]
                  = None) -> None:
-    """Restore the previous champion."""
+    """Restore the champion before the current one; repeated, walks back through the recorded champions."""
     from tradeops.model import registry as reg
 
     try:
@@ -165,32 +196,26 @@ def rollback_cmd(ctx: typer.Context,
         entry = reg.rollback(settings, name)
     except TradeopsError as exc:
         fail(exc)
-    console.print(f"{name}: rolled back, champion is now v{entry['champion']} (was v{entry['previous']})")
+    console.print(f"{name}: rolled back, champion is now v{entry['champion']} (was v{entry['previous']})",
+                  highlight=False)
 
 
 def models_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Registered models with their versions, aliases and blessing."""
+    """Registered models with their versions, aliases, blessing and completeness."""
+    from tradeops.cli.render import models_table
     from tradeops.model import registry as reg
 
-    settings = settings_of(ctx)
-    c = reg.client(settings)
-    out = [reg.describe(settings, m.name) for m in c.search_registered_models()]
+    try:
+        out = reg.describe_all(settings_of(ctx))
+    except TradeopsError as exc:
+        fail(exc)
     if as_json:
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return
-    t = Table(title="Registered models")
-    for col in ("model", "version", "aliases", "blessed", "run", "feature set", "bars v"):
-        t.add_column(col)
-    for m in out:
-        by_version: dict[str, list[str]] = {}
-        for alias, v in m["aliases"].items():
-            by_version.setdefault(str(v), []).append(alias)
-        for v in m["versions"]:
-            tags = v["tags"]
-            t.add_row(m["name"], v["version"], ",".join(by_version.get(v["version"], [])) or "-",
-                      tags.get("blessed", "?"), v["run_id"][:12], tags.get("feature_set_version", "?"),
-                      tags.get("bars_version", "?"))
-    console.print(t)
+    if not out:
+        console.print(f"no registered models in {settings_of(ctx).tracking_uri}; train one with `tradeops train`")
+        return
+    models_table(out, console)
 
 
 def ui_cmd(ctx: typer.Context, which: Annotated[str, typer.Argument(help="mlflow")] = "mlflow",
