@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 from numpy.lib.stride_tricks import sliding_window_view
 
+from tradeops.validation import check_trading_index
+
 __all__ = [
     "BUY",
     "CLASSES",
@@ -49,8 +51,6 @@ def label_horizon(window: int) -> int:
 
 
 def _check_index(index: pd.Index, who: str) -> None:
-    from tradeops.features.indicators import check_trading_index  # shared rule; imported late (TA-Lib load)
-
     check_trading_index(index, who, "")
 
 

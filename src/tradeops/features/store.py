@@ -28,7 +28,7 @@ from tradeops.data import store as st
 from tradeops.errors import TradeopsError, UsageError
 from tradeops.features.indicators import compute_features
 from tradeops.features.labels import CLASSES, LABEL_COLUMN, LABEL_KNOWN_AT_COLUMN, label_known_at, label_sezer
-from tradeops.features.registry import DEFAULT_WINDOWS, FeatureDef, definitions_for, feature_set_version
+from tradeops.features.definitions import DEFAULT_WINDOWS, FeatureDef, definitions_for, feature_set_version
 
 KEY = ("ticker", "date")
 _BAR_COLUMNS = {"adj_open": "open", "adj_high": "high", "adj_low": "low", "adj_close": "close",

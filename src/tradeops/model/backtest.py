@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from tradeops.features.indicators import check_trading_index, check_value_columns
+from tradeops.validation import check_trading_index, check_value_columns
 from tradeops.features.labels import BUY, CLASSES, HOLD, SELL
 
 __all__ = [

@@ -1,9 +1,10 @@
 """Feature exploration report: one self-contained HTML page that makes the model's input assumptions visible.
 
 Sections: summary, class balance per ticker and year, indicator distributions per ticker, correlations, selection
-scores (or, without a fitted selection, a descriptive class-mean table), feature dictionary. plotly.js is inlined
-once, so the page opens offline. Time conventions (stated on the page): a feature at trading date t uses bars <= t;
-the label of t is known at the close of t + h trading days.
+scores (or, without a fitted selection, a descriptive class-mean table), feature dictionary (with a note on each
+feature that duplicates another, e.g. CMO = rescaled RSI). plotly.js is inlined once, so the page opens offline.
+Time conventions (stated on the page): a feature at trading date t uses bars <= t; the label of t is known at the
+close of t + h trading days.
 
 :func:`features_report` is pure (frames in, HTML string out, no file or network access);
 :func:`write_features_report` adds the atomic file write.
@@ -27,7 +28,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from tradeops.features.labels import CLASSES, LABEL_COLUMN, LABEL_KNOWN_AT_COLUMN
-from tradeops.features.registry import FeatureDef
+from tradeops.features.definitions import EQUIVALENT_INDICATORS, FeatureDef, equivalent_feature
 from tradeops.features.selection import SelectionResult
 from tradeops.features.store import class_balance
 
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_POINTS_PER_TICKER",
     "MAX_POINTS_TOTAL",
     "SECTIONS",
+    "duplicate_notes",
     "features_report",
     "representative_features",
     "write_features_report",
@@ -86,6 +88,19 @@ def representative_features(registry: Sequence[FeatureDef], max_features_shown: 
         by_indicator.setdefault(d.indicator, []).append(d)
     names = [sorted(defs, key=lambda d: d.window)[len(defs) // 2].name for defs in by_indicator.values()]
     return names[:max_features_shown]
+
+
+def duplicate_notes(registry: Sequence[FeatureDef]) -> dict[str, str]:
+    """Feature name -> note for each feature whose values equal another feature of ``registry`` (registry order),
+    e.g. ``{"cmo_6": "same values as rsi_6 (CMO/100 = RSI/50 - 1 under Wilder smoothing)"}``."""
+    names = {d.name for d in registry}
+    notes: dict[str, str] = {}
+    for d in registry:
+        got = equivalent_feature(d)
+        if got is not None and got[0] in names:
+            notes[d.name] = f"same values as {got[0]} ({got[1]})"
+    return notes
+
 
 
 def features_report(
@@ -506,20 +521,37 @@ def _dictionary_section(registry: Sequence[FeatureDef], shown: list[str], select
         [(ind, _windows(ds), ds[0].unit, ds[0].description) for ind, ds in indicators.items()])
     shown_set = set(shown)
     chosen = set(selection.names) if selection is not None else None
+    notes = duplicate_notes(registry)
     columns = ["name", "indicator", "window", "formula", "unit", "shown above"]
     if chosen is not None:
         columns.append("selected")
+    if notes:
+        columns.append("note")
     rows = []
     for d in registry:
         row: list[object] = [d.name, d.indicator, d.window, d.formula, d.unit, d.name in shown_set]
         if chosen is not None:
             row.append(d.name in chosen)
+        if notes:
+            row.append(notes.get(d.name, ""))
         rows.append(row)
+    dup_note = ""
+    if notes:
+        dups: dict[str, int] = {}
+        for d in registry:
+            if d.name in notes:
+                dups[d.indicator] = dups.get(d.indicator, 0) + 1
+        per_indicator = "; ".join(
+            f"{ind} ({k} window(s)) equals {EQUIVALENT_INDICATORS[ind][0]} at the same window: "
+            f"{EQUIVALENT_INDICATORS[ind][1]}" for ind, k in dups.items())
+        dup_note = (f'<p class="note"><strong>Duplicated features:</strong> {len(notes)} column(s) of this set '
+                    f"carry the same values as another column (up to float rounding): {_esc(per_indicator)}. "
+                    "They add nothing beyond the column they equal; see the note column.</p>")
     return _section(
         "dictionary",
         f"<p>Every definition of this feature set ({len(registry)}), the documentation of record from the "
         "registry. Windows are in trading days; every feature uses bars dated &lt;= t only.</p>"
-        + overview + _table(columns, rows, scroll=True))
+        + dup_note + overview + _table(columns, rows, scroll=True))
 
 
 def _windows(defs: list[FeatureDef]) -> str:

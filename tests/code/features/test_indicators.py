@@ -15,7 +15,7 @@ import talib
 
 from tradeops.features.indicators import compute_features, hull_moving_average
 from tradeops.features.labels import LABEL_COLUMN, LABEL_KNOWN_AT_COLUMN
-from tradeops.features.registry import (
+from tradeops.features.definitions import (
     CNN_TA_INDICATORS,
     PRESETS,
     THESIS_EXTRA_INDICATORS,
@@ -229,10 +229,10 @@ def test_cnn_ta_order_is_the_papers() -> None:
     assert [d.indicator for d in defs[::15]] == list(CNN_TA_INDICATORS)
 
 
-def test_thesis_pool_extends_cnn_ta() -> None:
+def test_thesis_pool_extends_cnn_ta_without_its_duplicate() -> None:
     thesis = thesis_definitions()
-    assert len(thesis) == 24 * 15 == 360
-    assert thesis[:225] == cnn_ta_definitions()
+    assert len(thesis) == 23 * 15 == 345
+    assert thesis[:210] == [d for d in cnn_ta_definitions() if d.indicator != "CMO"]
     names = {d.indicator for d in thesis}
     assert {"MFI", "BBP", "BBW"} <= names
     assert len({d.name for d in thesis}) == len(thesis)
@@ -290,7 +290,7 @@ def test_feature_set_version_stable_and_sensitive() -> None:
 
 def test_feature_set_version_is_the_same_in_another_process() -> None:
     code = (
-        "from tradeops.features.registry import thesis_definitions, feature_set_version;"
+        "from tradeops.features.definitions import thesis_definitions, feature_set_version;"
         "print(feature_set_version(thesis_definitions(), preset='thesis', w=[1, 2.5]))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "12345"}

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from tradeops.features.indicators import compute_features
 from tradeops.features.labels import LABEL_COLUMN, LABEL_KNOWN_AT_COLUMN, label_known_at, label_sezer
-from tradeops.features.registry import PRESETS, definitions_for
+from tradeops.features.definitions import PRESETS, definitions_for
 
 DEFS = {preset: definitions_for(preset) for preset in PRESETS}
 

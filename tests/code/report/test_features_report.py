@@ -11,11 +11,17 @@ import pandas as pd
 import pytest
 from plotly.offline import get_plotlyjs
 
-from tradeops.features.registry import FeatureDef
+from tradeops.features.definitions import FeatureDef, indicator_definitions
 from tradeops.features.selection import select_features
 from tradeops.features.store import class_balance
 from tradeops.report import features as report
-from tradeops.report.features import SECTIONS, features_report, representative_features, write_features_report
+from tradeops.report.features import (
+    SECTIONS,
+    duplicate_notes,
+    features_report,
+    representative_features,
+    write_features_report,
+)
 
 TICKERS = ("AAA", "BBB")
 N_ROWS = 200
@@ -114,6 +120,25 @@ def test_feature_names_are_documented_and_middle_windows_shown(page: str) -> Non
     assert "RSI(close, 6) &lt;= x &amp; y" in page  # formulas are escaped
     assert representative_features(registry()) == ["rsi_10", "sma_10", "roc_10"]
     assert representative_features(registry(), max_features_shown=2) == ["rsi_10", "sma_10"]
+
+
+def test_dictionary_notes_each_feature_that_duplicates_another() -> None:
+    defs = indicator_definitions(["RSI", "SMA", "CMO"], [6, 10])
+    features, labels = frames()
+    features = features.rename(columns={"roc_6": "cmo_6", "roc_10": "cmo_10"})
+    page = features_report(features, labels, preset="cnn-ta", feature_set_version="v", registry=defs)
+    dictionary = {r[0]: r for r in table_rows(page) if len(r) == 7 and r[0] in {d.name for d in defs}}
+    assert dictionary["cmo_6"][6] == "same values as rsi_6 (CMO/100 = RSI/50 - 1 under Wilder smoothing)"
+    assert dictionary["cmo_10"][6] == "same values as rsi_10 (CMO/100 = RSI/50 - 1 under Wilder smoothing)"
+    assert dictionary["rsi_6"][6] == "" and dictionary["sma_10"][6] == ""
+    assert "2 column(s) of this set carry the same values as another column" in page
+    assert "CMO (2 window(s)) equals RSI at the same window" in page
+    # without its twin in the set a CMO column duplicates nothing: no note
+    assert duplicate_notes(indicator_definitions(["SMA", "CMO"], [6])) == {}
+
+
+def test_dictionary_without_duplicates_has_no_note_column(page: str) -> None:
+    assert "<th>note</th>" not in page and "Duplicated features" not in page
 
 
 def test_without_selection_says_none_was_fitted_and_shows_descriptive_means(page: str) -> None:
