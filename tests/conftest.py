@@ -64,3 +64,26 @@ def tradeops(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., CliResul
         return CliResult(result)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def trained_ibm(tmp_path_factory: pytest.TempPathFactory):
+    """A home holding the sample's IBM bars and one registered, champion CNN-TA model (2 epochs, lax blessing).
+
+    READ ONLY and shared by the whole session (training is the slowest step of the suite): MLflow records absolute
+    artifact paths, so a copy would still point here. Returns ``(settings, train outcome)``.
+    """
+    from datetime import date
+
+    from tradeops.config import load_settings
+    from tradeops.data.ingest import ingest
+    from tradeops.data.sources import SampleSource
+    from tradeops.model.training import train_model
+
+    home = tmp_path_factory.mktemp("trained-ibm") / "home"
+    lax = {"blessing": {"min_recall_buy": 0.0, "min_recall_sell": 0.0, "min_macro_f1": 0.0,
+                        "min_net_sharpe": None}, "baselines": False}
+    settings = load_settings(home=home, model=lax)
+    ingest(SampleSource(), settings, ["IBM"], today=date(2026, 11, 26))
+    outcome = train_model(settings, preset="cnn-ta", tickers=["IBM"], epochs=2)
+    return settings, outcome

@@ -19,7 +19,7 @@ from tradeops.errors import UsageError
 from tradeops.features.store import FeatureSet, read_features
 from tradeops.model import registry as reg
 from tradeops.model.package import FeatureSetMismatch, load_bundle
-from tradeops.model.pipeline import train_model
+from tradeops.model.training import train_model
 
 LAX = {"blessing": {"min_recall_buy": 0.0, "min_recall_sell": 0.0, "min_macro_f1": 0.0, "min_net_sharpe": None,
                     "champion_margin": 0.05}}
@@ -106,7 +106,7 @@ def test_blessing_auto_promotes_then_guards_the_champion_and_rollback_restores(h
     assert second.champion_before == "1" and not second.decision["blessed"]
     assert any("champion" in r for r in second.decision["reasons"])
     assert second.champion_after == "1"
-    reg.promote(settings, "cnn-ta-IBM", "2", reason="test")
+    reg.promote(settings, "cnn-ta-IBM", "2", reason="test", force=True)  # v2 is not blessed
     assert reg.alias_version(reg.client(settings), "cnn-ta-IBM", reg.CHAMPION) == "2"
     entry = reg.rollback(settings, "cnn-ta-IBM")
     assert entry["champion"] == "1"
@@ -115,7 +115,7 @@ def test_blessing_auto_promotes_then_guards_the_champion_and_rollback_restores(h
 
 
 def test_holdout_needs_enough_history(tmp_path):
-    from tradeops.model.train import holdout_fold
+    from tradeops.model.windows import holdout_fold
 
     dates = pd.bdate_range("2012-01-02", periods=400)
     with pytest.raises(UsageError, match="too few"):

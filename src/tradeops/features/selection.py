@@ -6,13 +6,14 @@ Call :func:`select_features` on the rows of the training window only (the caller
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.feature_selection import f_classif, mutual_info_classif
+
+from tradeops.features.image import decode_float, encode_float
 
 __all__ = ["SCORE_COLUMNS", "SelectionResult", "select_features"]
 
@@ -24,7 +25,7 @@ SCORE_COLUMNS = ("f_score", "f_rank", "mi", "mi_rank", "mean_rank", "combined_ra
 class SelectionResult:
     """Outcome of :func:`select_features`.
 
-    ``names``: the selected features in the input (registry) column order. ``scores``: one row per input feature,
+    ``names``: the selected features in the input (definitions) column order. ``scores``: one row per input feature,
     indexed by name, in input order, with columns ``f_score`` (ANOVA F), ``f_rank``, ``mi`` (mutual information,
     nats), ``mi_rank`` (rank 1 = best, ties averaged), ``mean_rank`` (mean of the two ranks), ``combined_rank``
     (unique final position, 1 = best), ``usable`` (False for constant / all-NaN features) and ``selected``.
@@ -87,7 +88,7 @@ def select_features(
     that are all NaN/inf, or constant on the scored rows, are unusable: they get the worst ranks and never beat a
     usable one. ``n`` larger than the number of usable features is a ``ValueError``.
 
-    Order: ``names`` keeps the input (registry) column order of the selected columns, not the score order, so the
+    Order: ``names`` keeps the input (definitions) column order of the selected columns, not the score order, so the
     image built from them stays grouped by indicator. ``y`` is aligned by position; a Series must share ``X``'s
     index.
     """
@@ -170,22 +171,3 @@ def _labels(y: pd.Series | np.ndarray, X: pd.DataFrame) -> np.ndarray:
     return arr
 
 
-def encode_float(value: float) -> float | str | None:
-    """A float as JSON-safe data: finite as is, NaN as ``None``, infinities as ``"inf"`` / ``"-inf"``."""
-    v = float(value)
-    if math.isnan(v):
-        return None
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return v
-
-
-def decode_float(value: float | str | None) -> float:
-    """Inverse of :func:`encode_float`."""
-    if value is None:
-        return math.nan
-    if isinstance(value, str):
-        if value not in ("inf", "-inf"):
-            raise ValueError(f"unexpected float encoding {value!r}")
-        return math.inf if value == "inf" else -math.inf
-    return float(value)

@@ -6,7 +6,6 @@ feature set that differs from the one it was trained on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,12 +16,17 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-from tradeops.features.selection import SelectionResult, decode_float, encode_float, select_features
+from tradeops.features.image import (
+    FORMAT,
+    FORMAT_VERSION,
+    canonical_fingerprint,
+    decode_float,
+    encode_float,
+    scale_to_images,
+)
+from tradeops.features.selection import SelectionResult, select_features
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ImageTransform", "to_png"]
-
-FORMAT = "tradeops.features.ImageTransform"
-FORMAT_VERSION = 1
 
 _PARAMS = ("side", "feature_names", "select", "n_select", "random_state")
 _FITTED = ("feature_names_in_", "selected_", "selection_", "data_min_", "data_max_")
@@ -125,14 +129,7 @@ class ImageTransform(BaseEstimator):
             raise ValueError(f"X's columns differ from the fitted feature_names_in_: {detail}")
         _require_columns(X, self.selected_)
         values = _finite_values(X, self.selected_)
-        span = self.data_max_ - self.data_min_
-        constant = span == 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scaled = (values - self.data_min_) / np.where(constant, 1.0, span)
-        scaled = np.clip(scaled, 0.0, 1.0)
-        scaled[:, constant] = 0.5
-        side = int(self.side)
-        return scaled.astype(np.float32).reshape(len(values), 1, side, side)
+        return scale_to_images(values, self.data_min_, self.data_max_, int(self.side))
 
     def fit_transform(self, X: pd.DataFrame, y: pd.Series | np.ndarray | None = None) -> np.ndarray:
         """``fit(X, y)`` then ``transform(X)``."""
@@ -216,8 +213,7 @@ class ImageTransform(BaseEstimator):
 
     def fingerprint(self) -> str:
         """sha256 hex digest of the canonical JSON of :meth:`to_dict` (hyper-parameters and fitted state)."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), allow_nan=False)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return canonical_fingerprint(self.to_dict())
 
     # -- helpers ---------------------------------------------------------------------------------------------
 

@@ -179,6 +179,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     ``best_epoch_`` (1-based), ``n_features_in_`` (pixels, ``side * side``), ``image_shape_`` ``(1, side, side)``,
     ``recipe_params_`` (resolved optimizer, lr, epochs, batch size, class weights/oversampled counts, torch threads;
     JSON-safe).
+
+    ``num_threads``: torch intra-op threads while fitting (``None``: the process's current setting), restored
+    afterwards. The CNN-TA graph is small: on 2 cores one thread per process is faster than two (bench/train.py).
     """
 
     def __init__(
@@ -196,6 +199,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         dropout_conv: float = 0.25,
         dropout_dense: float = 0.5,
         device: str = "cpu",
+        num_threads: int | None = None,
     ) -> None:
         self.recipe = recipe
         self.epochs = epochs
@@ -210,6 +214,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.dropout_conv = dropout_conv
         self.dropout_dense = dropout_dense
         self.device = device
+        self.num_threads = num_threads
 
     # -- fitting ---------------------------------------------------------------------------------------------
 
@@ -247,6 +252,20 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         device = torch.device(self.device)
         seed = int(self.seed)
+        threads = self.num_threads
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise ValueError(f"num_threads must be a positive int or None (torch's setting), got {threads!r}")
+        threads_before = torch.get_num_threads()
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            return self._fit(settings, images, labels, val, device, seed, on_epoch)
+        finally:
+            torch.set_num_threads(threads_before)
+
+    def _fit(self, settings: dict[str, Any], images: np.ndarray, labels: np.ndarray,
+             val: tuple[np.ndarray, np.ndarray] | None, device: torch.device, seed: int,
+             on_epoch: Callable[[int, dict[str, float]], None] | None) -> CNNClassifier:
         if settings["recipe"] == "paper":
             train_rows = oversample_indices(labels, seed)
             class_weight = None
@@ -271,6 +290,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             "torch_num_threads": torch.get_num_threads(),
         }
 
+        side = images.shape[-1]
         with _deterministic_scope(seed, device):
             model = self._build(side).to(device)
             x_train = torch.from_numpy(images[train_rows]).to(device)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import pandas as pd
 
 from tradeops.errors import TradeopsError
 from tradeops.features.labels import CLASSES
-from tradeops.features.transform import ImageTransform
+from tradeops.features.image import ImageLayout
+from tradeops.model.onnx_runtime import OnnxPredictor
 
 BUNDLE_FORMAT = "tradeops.signal-bundle/1"
 PASS_THROUGH = ("ticker", "date")
@@ -31,49 +33,94 @@ class GoldenMismatch(TradeopsError):
     """The packaged model no longer reproduces the outputs it gave at training time."""
 
 
-@dataclass
-class SignalBundle:
-    """A loaded bundle: ``predict_frame`` maps feature rows to class probabilities and a signal."""
+@dataclass(frozen=True)
+class Scores:
+    """Class probabilities of scored rows, float32 ``(n, 3)`` in class order BUY, SELL, HOLD."""
 
-    meta: dict
-    transform: ImageTransform
-    predictor: Any  # OnnxPredictor
+    proba: np.ndarray
+
+    @property
+    def signals(self) -> np.ndarray:
+        """The most probable class per row (object array of 'BUY' / 'SELL' / 'HOLD')."""
+        return _CLASS_ARRAY[self.proba.argmax(axis=1)]
+
+
+_CLASS_ARRAY = np.asarray(CLASSES, dtype=object)
+
+
+class SignalBundle:
+    """A loaded bundle: feature rows -> class probabilities and a signal, exactly as training fitted them.
+
+    Imports only numpy, pandas and onnxruntime. ``transform`` is the fitted ``ImageTransform`` (training) or the
+    :class:`~tradeops.features.image.ImageLayout` loaded from its JSON (serving); both score identically.
+    """
+
+    def __init__(self, meta: dict, transform: Any, predictor: Any) -> None:
+        self.meta = meta
+        self.layout = transform if isinstance(transform, ImageLayout) else ImageLayout.from_transform(transform)
+        self.predictor = predictor  # OnnxPredictor
+        self.model_name: str = str(meta.get("name", "unregistered"))
+        self.model_version: str | None = None  # set by the registry loader
 
     @property
     def feature_names(self) -> list[str]:
-        return list(self.transform.feature_names_in_)
+        return list(self.layout.feature_names)
+
+    @property
+    def feature_set_version(self) -> str:
+        return str(self.meta["feature_set_version"])
+
+    def _mismatch(self, detail: str) -> FeatureSetMismatch:
+        return FeatureSetMismatch(f"serving features differ from the trained feature set "
+                                  f"{self.meta['feature_set_version']}: {detail}")
 
     def check_columns(self, columns: list[str]) -> list[str]:
         """The feature columns of a serving frame, in training order; refuses missing or extra features."""
-        got = [c for c in columns if c not in PASS_THROUGH]
-        want = self.feature_names
-        missing = [c for c in want if c not in set(got)]
-        extra = [c for c in got if c not in set(want)]
-        if missing or extra:
-            raise FeatureSetMismatch(
-                f"serving features differ from the trained feature set {self.meta['feature_set_version']}: "
-                f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-                f"extra {extra[:5]}{'...' if len(extra) > 5 else ''}")
-        return want
+        try:
+            return self.layout.column_order([c for c in columns if c not in PASS_THROUGH])
+        except KeyError as exc:
+            raise self._mismatch(exc.args[0]) from None
+
+    def score(self, features: np.ndarray) -> Scores:
+        """Probabilities of feature rows ``(n, n_features)`` given in :attr:`feature_names` order (float64).
+
+        The hot path of serving: one row costs one numpy scaling and one onnxruntime call. A non-finite value in
+        a used feature is refused (:class:`TradeopsError` naming the row and feature), never scored.
+        """
+        try:
+            images = self.layout.images(features)
+        except ValueError as exc:
+            raise TradeopsError(f"cannot score the rows: {exc}") from exc
+        if len(images) == 0:
+            raise TradeopsError("cannot score the rows: no rows")
+        return Scores(self.predictor.run(images))
+
+    def score_features(self, features: Mapping[str, float]) -> Scores:
+        """Probabilities of one row given as ``{feature name: value}`` (names must equal the trained set)."""
+        try:
+            row = self.layout.vector(features)
+        except KeyError as exc:
+            raise self._mismatch(exc.args[0]) from None
+        except (TypeError, ValueError) as exc:
+            raise TradeopsError(f"cannot score the row: a feature value is not a number ({exc})") from exc
+        return self.score(row.reshape(1, -1))
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """p_BUY, p_SELL, p_HOLD and signal per row (``ticker``/``date`` passed through when present)."""
         names = self.check_columns(list(frame.columns))
-        try:
-            images = self.transform.transform(frame[names].astype("float64"))
-        except ValueError as exc:
-            raise TradeopsError(f"cannot score the rows: {exc}") from exc
-        proba = self.predictor.predict_proba(images)
+        scores = self.score(frame[names].to_numpy(dtype=np.float64))
         out = frame[[c for c in PASS_THROUGH if c in frame.columns]].copy()
         for j, col in enumerate(PROBA_COLUMNS):
-            out[col] = proba[:, j].astype(np.float64)
-        out["signal"] = np.asarray(CLASSES, dtype=object)[proba.argmax(axis=1)]
+            out[col] = scores.proba[:, j].astype(np.float64)
+        out["signal"] = scores.signals
         return out.reset_index(drop=True)
 
     def verify_golden(self, golden: dict, atol: float = 1e-6) -> float:
         """Re-score the golden inputs; raise :class:`GoldenMismatch` if any probability moved by more than ``atol``."""
-        frame = pd.DataFrame(golden["inputs"], columns=golden["columns"])
-        got = self.predict_frame(frame)[list(PROBA_COLUMNS)].to_numpy()
+        columns = list(golden["columns"])
+        if columns != self.feature_names:
+            raise GoldenMismatch("golden set: its columns are not the bundle's feature names")
+        got = self.score(np.asarray(golden["inputs"], dtype=np.float64)).proba.astype(np.float64)
         want = np.asarray(golden["outputs"], dtype=np.float64)
         worst = float(np.max(np.abs(got - want))) if len(want) else 0.0
         if worst > atol:
@@ -86,11 +133,9 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_bundle(directory: Path, *, transform: ImageTransform, onnx_bytes: bytes, meta: dict,
+def write_bundle(directory: Path, *, transform: Any, onnx_bytes: bytes, meta: dict,
                  golden_rows: pd.DataFrame, model_card: str) -> Path:
     """Write a bundle directory; the golden set is scored here, through the same path serving uses."""
-    from tradeops.model.onnx_export import OnnxPredictor
-
     directory.mkdir(parents=True, exist_ok=True)
     transform.save(directory / "transform.json")
     (directory / "model.onnx").write_bytes(onnx_bytes)
@@ -112,8 +157,6 @@ def write_bundle(directory: Path, *, transform: ImageTransform, onnx_bytes: byte
 def load_bundle(directory: Path | str, *, expected_feature_set_version: str | None = None,
                 verify: bool = True) -> SignalBundle:
     """Load a bundle; refuse it when ``expected_feature_set_version`` differs or the golden set no longer matches."""
-    from tradeops.model.onnx_export import OnnxPredictor
-
     directory = Path(directory)
     meta = json.loads((directory / "meta.json").read_text())
     if meta.get("format") != BUNDLE_FORMAT:
@@ -125,27 +168,23 @@ def load_bundle(directory: Path | str, *, expected_feature_set_version: str | No
     onnx_bytes = (directory / "model.onnx").read_bytes()
     if sha256_bytes(onnx_bytes) != meta["onnx_sha256"]:
         raise TradeopsError(f"{directory}/model.onnx does not match the sha256 recorded at packaging")
-    transform = ImageTransform.load(directory / "transform.json")
-    if transform.fingerprint() != meta["transform_fingerprint"]:
+    try:
+        layout = ImageLayout.from_state(json.loads((directory / "transform.json").read_text(encoding="utf-8")))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TradeopsError(f"{directory}/transform.json is not a fitted transform: {exc}") from exc
+    if layout.fingerprint != meta["transform_fingerprint"]:
         raise TradeopsError(f"{directory}/transform.json does not match the fingerprint recorded at packaging")
-    bundle = SignalBundle(meta, transform, OnnxPredictor(onnx_bytes))
+    bundle = SignalBundle(meta, layout, OnnxPredictor(onnx_bytes))
     if verify:
         bundle.verify_golden(json.loads((directory / "golden.json").read_text()))
     return bundle
 
 
-try:  # MLflow is part of the stack; the wrapper is defined only where it is importable.
-    import mlflow.pyfunc
+def __getattr__(name: str) -> Any:
+    # The pyfunc wrapper lives in its own module so that loading a bundle never imports MLflow; models registered
+    # before the move pickled it as ``tradeops.model.package.SignalPyfunc``.
+    if name == "SignalPyfunc":
+        from tradeops.model.pyfunc import SignalPyfunc
 
-    class SignalPyfunc(mlflow.pyfunc.PythonModel):
-        """MLflow pyfunc over a bundle. ``model_config={"feature_set_version": ...}`` at load time makes loading
-        fail when the serving feature set differs from the trained one."""
-
-        def load_context(self, context) -> None:
-            expected = (context.model_config or {}).get("feature_set_version")
-            self.bundle = load_bundle(context.artifacts["bundle"], expected_feature_set_version=expected)
-
-        def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-            return self.bundle.predict_frame(model_input)
-except ImportError:  # pragma: no cover
-    SignalPyfunc = None  # type: ignore[assignment,misc]
+        return SignalPyfunc
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

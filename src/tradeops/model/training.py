@@ -1,18 +1,22 @@
-"""`tradeops train`: features -> holdout fold -> fit -> ONNX -> evaluate (with baselines and the champion on the same
-window) -> bless -> package -> register, all tracked in MLflow. Thin orchestration over the pure steps in
-:mod:`tradeops.model.train`, :mod:`tradeops.model.package` and :mod:`tradeops.model.registry`.
+"""`tradeops train` in stages: prepare window -> fit + export -> evaluate (with baselines) -> bless against the
+champion re-scored on the same window -> register -> promote. Each stage is a typed function an orchestrator can call
+on its own (:func:`prepare_window`, :func:`fit_candidate`, :func:`evaluate_candidate`, :func:`bless_candidate`,
+:func:`register_candidate`, :func:`promote_candidate`); :func:`train_model` runs them in order.
+
+Pure computation lives in :mod:`tradeops.model.windows`, MLflow run logging in :mod:`tradeops.model.tracking`, the
+registry in :mod:`tradeops.model.registry`, loading registered models in :mod:`tradeops.model.serving`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import platform
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -25,33 +29,67 @@ from tradeops.features.labels import CLASSES, LABEL_COLUMN
 from tradeops.features.store import FeatureSet, build_features, read_features, read_labels
 from tradeops.model import registry as reg
 from tradeops.model.backtest import Costs
-from tradeops.model.blessing import BlessingConfig, Candidate, bless
-from tradeops.model.train import (
+from tradeops.features.splits import Fold
+from tradeops.model import tracking
+from tradeops.model.blessing import BlessingConfig, Candidate, Decision, bless
+from tradeops.model.onnx_runtime import OnnxPredictor
+from tradeops.model.package import FeatureSetMismatch, SignalBundle, load_bundle, write_bundle
+from tradeops.model.windows import (
     PROBA_COLUMNS,
     Evaluation,
     WindowData,
+    WindowModel,
     bars_by_ticker,
     evaluate_signals,
     fit_window,
     holdout_fold,
     horizon_of,
-    predict_rows,
     slice_metrics,
     split_rows,
 )
 
-PIP_REQUIREMENTS = ["numpy", "pandas", "scikit-learn", "onnxruntime", "pyarrow"]
+
+def _git(directory: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, check=True,
+                          timeout=5).stdout.strip()
+
+
+def _installed_commit() -> str | None:
+    """The commit pip recorded when tradeops was installed from a VCS URL (PEP 610 ``direct_url.json``), if any."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        text = distribution("tradeops").read_text("direct_url.json")
+        commit = json.loads(text or "{}").get("vcs_info", {}).get("commit_id")
+    except (PackageNotFoundError, json.JSONDecodeError, AttributeError):
+        return None
+    return commit or None
 
 
 def git_commit() -> str:
-    """The checked-out commit (``+dirty`` when the tree has changes), or ``unknown`` outside a git checkout."""
+    """The commit of the tradeops source that is running (``+dirty`` when its checkout has uncommitted changes),
+    whatever the current directory: read from git at the package's own location when its files are tracked there,
+    else the commit recorded at install time, else ``unknown``."""
+    import tradeops
+
+    package = Path(tradeops.__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
-                             timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, timeout=5).stdout.strip()
+        # a copy installed into site-packages inside some checkout is not that checkout's source
+        _git(package, "ls-files", "--error-unmatch", "__init__.py")
+        sha = _git(package, "rev-parse", "HEAD")
+        dirty = _git(package, "status", "--porcelain", "--untracked-files=no")
         return sha + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
+        return _installed_commit() or "unknown"
+
+
+def tradeops_version() -> str:
+    """The installed tradeops distribution's version, or ``unknown`` when it is not installed (a bare source tree)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tradeops")
+    except PackageNotFoundError:
         return "unknown"
 
 
@@ -69,7 +107,19 @@ def environment() -> dict:
     return out
 
 
-def ensure_features(lake: st.Lake, fs: FeatureSet, tickers: list[str]) -> dict:
+@dataclass(frozen=True)
+class TableVersions:
+    """The Delta table versions a model reads: bars, its feature table and its labels table."""
+
+    bars: int
+    features: int
+    labels: int
+
+    def to_dict(self) -> dict[str, int]:
+        return {"bars": self.bars, "features": self.features, "labels": self.labels}
+
+
+def ensure_features(lake: st.Lake, fs: FeatureSet, tickers: list[str]) -> TableVersions:
     """Build the feature set for ``tickers`` when it is missing or older than the current bars; return the table
     versions the model will read (bars, features, labels)."""
     bars_version = lake.version(st.BARS)
@@ -84,13 +134,21 @@ def ensure_features(lake: st.Lake, fs: FeatureSet, tickers: list[str]) -> dict:
         stale = built_from != bars_version or not set(tickers) <= stored or not set(tickers) <= have | stored
     if stale:
         build_features(lake, fs, tickers)
-    return {"bars": bars_version, "features": lake.version(fs.table), "labels": lake.version(fs.labels_table)}
+    features, labels = lake.version(fs.table), lake.version(fs.labels_table)
+    if features is None or labels is None:
+        raise TradeopsError(f"building {fs.table} for {', '.join(tickers)} left no feature or label table")
+    return TableVersions(bars_version, features, labels)
 
 
-def load_frame(lake: st.Lake, fs: FeatureSet, tickers: list[str]) -> pd.DataFrame:
-    """Features joined with labels (left: unlabelled recent rows stay, with a missing label)."""
-    feats = read_features(lake, fs, tickers)
-    labels = read_labels(lake, fs, tickers)
+def load_frame(lake: st.Lake, fs: FeatureSet, tickers: list[str], *, as_of: date | pd.Timestamp | None = None,
+               versions: TableVersions | None = None) -> pd.DataFrame:
+    """Features joined with labels (left: rows whose label is not known yet stay, with a missing label).
+
+    ``as_of``: what was known at that close: feature rows dated <= as_of, labels known (``label_known_at``) by it.
+    ``versions``: read those table versions (time travel) instead of the current ones.
+    """
+    feats = read_features(lake, fs, tickers, as_of=as_of, version=None if versions is None else versions.features)
+    labels = read_labels(lake, fs, tickers, as_of=as_of, version=None if versions is None else versions.labels)
     return feats.merge(labels, on=["ticker", "date"], how="left", validate="one_to_one")
 
 
@@ -135,8 +193,10 @@ def sensitivity(bundle_predict: Callable[[pd.DataFrame], pd.DataFrame], rows: pd
     return sorted(scores, key=lambda x: -x[1])[:top]
 
 
-def model_card(*, name: str, preset: str, fs: FeatureSet, tickers: list[str], fold, versions: dict, summary: dict,
-               decision: dict, importance: list[tuple[str, float]], cfg, commit: str, rows: dict) -> str:
+def model_card(*, name: str, preset: str, fs: FeatureSet, tickers: list[str], fold, versions: TableVersions,
+               summary: dict,
+               decision: dict, importance: list[tuple[str, float]], cfg, commit: str, rows: dict,
+               package_version: str = "unknown") -> str:
     imp = "\n".join(f"| {n} | {v:.4f} |" for n, v in importance)
     checks = "\n".join(f"- {r}" for r in decision.get("reasons", []))
     return f"""# Model card: {name}
@@ -144,8 +204,8 @@ def model_card(*, name: str, preset: str, fs: FeatureSet, tickers: list[str], fo
 CNN-TA signal model (BUY / SELL / HOLD per trading day) for {', '.join(tickers)}.
 
 ## Data
-- Bars table version {versions['bars']}, features table `{fs.table}` version {versions['features']}, labels
-  `{fs.labels_table}` version {versions['labels']}.
+- Bars table version {versions.bars}, features table `{fs.table}` version {versions.features}, labels
+  `{fs.labels_table}` version {versions.labels}.
 - Feature set `{fs.version}` (preset `{preset}`, {len(fs.defs)} features, windows {fs.windows[0]}..{fs.windows[-1]});
   15 x 15 image per day; scaling and selection fitted on the fit window only.
 - Fit window {fold.train_start.date()}..{fold.train_end.date()} ({rows['fit']} rows), validation
@@ -154,7 +214,7 @@ CNN-TA signal model (BUY / SELL / HOLD per trading day) for {', '.join(tickers)}
   {cfg.embargo} trading days; labels known 5 trading days after their date.
 
 ## Training
-Recipe `{cfg.recipe}`, seed {cfg.seed}, git commit `{commit}`.
+Recipe `{cfg.recipe}`, seed {cfg.seed}, git commit `{commit}`, tradeops {package_version}.
 
 ## Metrics on the test window
 | metric | value |
@@ -178,8 +238,364 @@ Recipe `{cfg.recipe}`, seed {cfg.seed}, git commit `{commit}`.
 """
 
 
+def _fold_dict(fold) -> dict:
+    return {k: (None if v is None else (v.date().isoformat() if hasattr(v, "date") else v))
+            for k, v in fold.__dict__.items()}
+
+
+class ChampionComparisonError(TradeopsError):
+    """The current champion exists but could not be re-scored; the candidate must not be blessed against nothing."""
+
+
+# --- the stages ---------------------------------------------------------------------------------------------------
+# prepare_window -> fit_candidate -> evaluate_candidate -> bless_candidate -> register_candidate -> promote_candidate.
+# Each takes and returns typed objects, so an orchestrator can run them one by one (with checks in between, e.g. a
+# blocking check on the blessing before promotion); `train_model` runs them all in order.
+
+@dataclass
+class PreparedWindow:
+    """Stage 1: what one training run reads. The MLflow run is created here and named by ``run_id``."""
+
+    name: str
+    preset: str
+    tickers: list[str]
+    fs: FeatureSet
+    versions: TableVersions
+    fold: Fold
+    data: WindowData
+    bars: dict[str, pd.DataFrame]
+    costs: Costs
+    as_of: pd.Timestamp | None
+    run_id: str
+    commit: str
+    package_version: str
+    reaped_runs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class FittedCandidate:
+    """Stage 2: the fitted transform and network, exported to ONNX (parity checked) and wrapped as a bundle."""
+
+    window: WindowModel
+    onnx_bytes: bytes
+    bundle: SignalBundle
+    parity: float
+
+
+@dataclass
+class CandidateEvaluation:
+    """Stage 3: the candidate's test-window signals and their classification, backtest and baseline scores."""
+
+    preds: pd.DataFrame
+    evaluation: Evaluation
+    windows: tuple[str, ...]
+
+    @property
+    def summary(self) -> dict:
+        return self.evaluation.summary
+
+
+@dataclass
+class BlessingOutcome:
+    """Stage 4: the blessing decision against the champion re-scored on the same window (if there is one)."""
+
+    decision: Decision
+    champion_version: str | None
+    comparison: dict
+
+    @property
+    def blessed(self) -> bool:
+        return bool(self.decision.blessed)
+
+
+@dataclass
+class RegisteredModel:
+    """Stage 5: the registered, complete model version (challenger alias set)."""
+
+    name: str
+    version: str
+    run_id: str
+
+
+@dataclass
+class PromotionOutcome:
+    """Stage 6: whether the candidate became champion, and why (not)."""
+
+    promoted: bool
+    champion_before: str | None
+    champion_after: str | None
+    reason: str
+
+
+def prepare_window(settings: Settings, *, preset: str, tickers: list[str], as_of: date | pd.Timestamp | None = None,
+                   versions: TableVersions | None = None) -> PreparedWindow:
+    """Features, holdout fold and rows of one training run, then the MLflow run recording what it reads.
+
+    ``as_of``: train as of that close (feature rows dated <= as_of, labels known by it, bars dated <= as_of).
+    ``versions``: read exactly those table versions (a rebuild); otherwise the features are built when stale and
+    the current versions are read.
+    """
+    cfg = settings.model
+    fs = FeatureSet.from_preset(preset, settings.features.windows, settings.features.label_window)
+    lake = st.lake_for(settings)
+    tickers = sorted(set(tickers))
+    versions = versions or ensure_features(lake, fs, tickers)
+    cutoff = None if as_of is None else pd.Timestamp(as_of)
+    frame = load_frame(lake, fs, tickers, as_of=cutoff, versions=versions)
+    try:
+        fold = holdout_fold(pd.DatetimeIndex(frame["date"].unique()), test_days=cfg.test_days,
+                            train_years=cfg.train_years, embargo=cfg.embargo, val_fraction=cfg.val_fraction,
+                            horizon=horizon_of(fs.label_window))
+    except UsageError as exc:
+        raise UsageError(f"{','.join(tickers)}: [history] {exc}") from exc
+    data = split_rows(frame, fs.names, fold)
+    costs = Costs(cfg.costs.commission_bps, cfg.costs.slippage_bps, cfg.costs.fixed_per_trade)
+    bar_rows = lake.read_bars(tickers, version=versions.bars)
+    if cutoff is not None:
+        bar_rows = bar_rows.loc[bar_rows["date"] <= cutoff].reset_index(drop=True)
+    name = reg.model_name(preset, tickers)
+    reaped = reg.reap_orphaned_runs(settings)
+    commit, package_version = git_commit(), tradeops_version()
+    run_id = tracking.start_run(settings, f"train-{name}", {
+        "tradeops.model_name": name, "tradeops.preset": preset, "tradeops.tickers": ",".join(tickers),
+        "tradeops.feature_set_version": fs.version, "tradeops.git_commit": commit,
+        "tradeops.version": package_version, "tradeops.bars_version": str(versions.bars),
+        "tradeops.features_version": str(versions.features), "tradeops.labels_version": str(versions.labels),
+        "tradeops.as_of": "" if cutoff is None else cutoff.date().isoformat()})
+    prepared = PreparedWindow(name, preset, tickers, fs, versions, fold, data, bars_by_ticker(bar_rows), costs,
+                              cutoff, run_id, commit, package_version, reaped)
+    _log_window(settings, prepared, lake, bar_rows)
+    return prepared
+
+
+def _log_window(settings: Settings, p: PreparedWindow, lake: st.Lake, bar_rows: pd.DataFrame) -> None:
+    cfg = settings.model
+    log = tracking.RunLog(settings, p.run_id)
+    params = {"preset": p.preset, "tickers": ",".join(p.tickers), "recipe": cfg.recipe, "seed": cfg.seed,
+              "epochs": cfg.epochs or "recipe default", "batch_size": cfg.batch_size or "recipe default",
+              "train_years": cfg.train_years, "test_days": cfg.test_days, "val_fraction": cfg.val_fraction,
+              "embargo": cfg.embargo, "commission_bps": cfg.costs.commission_bps,
+              "slippage_bps": cfg.costs.slippage_bps, "feature_set_version": p.fs.version,
+              "n_features": len(p.fs.defs), "python": platform.python_version(), "torch_threads": cfg.torch_threads,
+              "as_of": "latest" if p.as_of is None else p.as_of.date().isoformat()}
+    params.update({f"fold.{k}": v for k, v in _fold_dict(p.fold).items()})
+    log.params(params)
+    log.dict(settings.model_dump(mode="json", exclude={"alphavantage_base_url"}), "config/settings.json")
+    log.dict(environment(), "config/environment.json")
+    log.input(bar_rows[["ticker", "date", "adj_close"]], name="bars", table_uri=lake.uri(st.BARS),
+              version=p.versions.bars, context="bars")
+    log.input(p.data.fit[["ticker", "date", *p.fs.names]], name=p.fs.table, table_uri=lake.uri(p.fs.table),
+              version=p.versions.features, context="training")
+    log.input(p.data.fit[["ticker", "date", LABEL_COLUMN]], name=p.fs.labels_table,
+              table_uri=lake.uri(p.fs.labels_table), version=p.versions.labels, context="labels")
+
+
+def fit_candidate(settings: Settings, prepared: PreparedWindow, *, epochs: int | None = None,
+                  on_epoch: Callable[[int, dict], None] | None = None) -> FittedCandidate:
+    """Fit the transform and the CNN on the fit rows, export ONNX and check its parity with torch on the test rows."""
+    from tradeops.model.onnx_export import check_parity, export_onnx
+
+    log = tracking.RunLog(settings, prepared.run_id)
+    log.claim()
+    if epochs is not None:
+        log.params({"epochs_override": epochs})
+
+    def log_epoch(epoch: int, record: dict) -> None:
+        log.metrics({k: float(v) for k, v in record.items() if k != "epoch" and v is not None}, step=epoch)
+        if on_epoch:
+            on_epoch(epoch, record)
+
+    window = fit_window(prepared.data, prepared.preset, prepared.fs.names, settings.model, epochs=epochs,
+                        on_epoch=log_epoch)
+    clf = window.classifier
+    log.params({f"cnn.{k}": v for k, v in clf.recipe_params_.items() if not isinstance(v, (list, dict))})
+    log.tags({"tradeops.weights_sha256": clf.weights_sha256()})
+    onnx_bytes = export_onnx(clf)
+    predictor = OnnxPredictor(onnx_bytes)
+    probe = window.transform.transform(prepared.data.test[list(window.transform.feature_names_in_)])
+    parity = check_parity(clf, predictor, probe, atol=1e-5)
+    log.metrics({"onnx_parity_max_abs_diff": parity})
+    bundle = SignalBundle({"feature_set_version": prepared.fs.version, "name": prepared.name}, window.transform,
+                          predictor)
+    return FittedCandidate(window, onnx_bytes, bundle, parity)
+
+
+def evaluate_candidate(settings: Settings, prepared: PreparedWindow, fitted: FittedCandidate) -> CandidateEvaluation:
+    """Score the test window: classification, net-of-cost backtests, baselines on the same rows, slices."""
+    cfg = settings.model
+    data = prepared.data
+    bundle = fitted.bundle
+    preds = bundle.predict_frame(data.test[["ticker", "date", *bundle.feature_names]])
+    preds["y_true"] = data.test[LABEL_COLUMN].to_numpy()
+    extra = {"lightgbm": lightgbm_signals(data, fitted.window.transform, bundle.feature_names, cfg.seed)} \
+        if cfg.baselines else None
+    evaluation = evaluate_signals(preds, prepared.bars, prepared.costs, extra=extra)
+    slices = slice_metrics(preds, prepared.bars, pd.DatetimeIndex(data.fit["date"].unique()))
+    evaluation.classification["slices"] = slices.to_dict("records")
+    log = tracking.RunLog(settings, prepared.run_id)
+    log.metrics({k: float(v) for k, v in evaluation.summary.items() if v is not None and np.isfinite(v)})
+    log.text(slices.to_csv(index=False), "evaluation/slices.csv")
+    log.dict(evaluation.to_dict(), "evaluation/evaluation.json")
+    log.dict({"history": fitted.window.classifier.history_}, "training/history.json")
+    tracking.log_figures(log, fitted.window.classifier.history_, evaluation.classification["confusion_matrix"],
+                         CLASSES)
+    return CandidateEvaluation(preds, evaluation, windows_of(preds))
+
+
+def champion_evaluation(settings: Settings, name: str, fs: FeatureSet, data: WindowData, bars, costs: Costs
+                        ) -> tuple[str | None, Evaluation | None, str | None]:
+    """Re-score the current champion on the candidate's test window (same rows, same costs).
+
+    Returns ``(None, None, None)`` only when there is no champion (no registered model or no alias), and
+    ``(version, None, problem)`` when the champion was trained on another feature set. Any other failure (tracking
+    outage, missing artifacts, a bundle that does not load or score) raises :class:`ChampionComparisonError`."""
+    from tradeops.model.serving import load_registered
+
+    try:
+        c = reg.client(settings)
+        version = reg.alias_version(c, name, reg.CHAMPION)
+    except reg.RegistryError as exc:
+        raise ChampionComparisonError(f"cannot look up the champion of {name}: {exc}") from exc
+    if version is None:
+        return None, None, None
+    try:
+        bundle = load_registered(settings, name, version, expected_feature_set_version=fs.version)
+    except FeatureSetMismatch as exc:
+        return version, None, str(exc)
+    except Exception as exc:  # any failure to load the champion is reported, never skipped
+        raise ChampionComparisonError(f"cannot load champion {name} v{version} ({_artifact_location(c, name, version)})"
+                                      f": {type(exc).__name__}: {getattr(exc, 'message', exc)}") from exc
+    try:
+        preds = bundle.predict_frame(data.test[["ticker", "date", *bundle.feature_names]])
+    except Exception as exc:  # as above
+        raise ChampionComparisonError(f"cannot score champion {name} v{version} on the test window: "
+                                      f"{type(exc).__name__}: {exc}") from exc
+    preds["y_true"] = data.test[LABEL_COLUMN].to_numpy()
+    return version, evaluate_signals(preds, bars, costs), None
+
+
+def _artifact_location(c, name: str, version: str) -> str:
+    """Where a version's artifacts live, for messages (best effort: the lookup itself may be what fails)."""
+    try:
+        mv = c.get_model_version(name, version)
+        model_id = mv.model_id or (mv.source[len("models:/"):] if mv.source.startswith("models:/m-") else None)
+        return f"models:/{name}/{version} at " + (c.get_logged_model(model_id).artifact_location if model_id
+                                                  else mv.source)
+    except Exception:  # noqa: BLE001 - only decorates the message of the error being raised
+        return f"models:/{name}/{version}"
+
+
+def bless_candidate(settings: Settings, prepared: PreparedWindow, evaluation: CandidateEvaluation
+                    ) -> BlessingOutcome:
+    """Bless against the floors and against the champion re-scored on the same window; a champion that exists but
+    cannot be re-scored fails the stage (:class:`ChampionComparisonError`), it is never skipped."""
+    blessing_cfg = BlessingConfig(**settings.model.blessing.model_dump(exclude={"auto_promote"}))
+    try:
+        champ_version, champ_eval, champ_problem = champion_evaluation(
+            settings, prepared.name, prepared.fs, prepared.data, prepared.bars, prepared.costs)
+    except ChampionComparisonError as exc:
+        raise ChampionComparisonError(f"{exc}. The candidate was not registered (run {prepared.run_id} is "
+                                      "marked FAILED) and no alias was changed.") from exc
+    champion = None
+    comparison: dict = {}
+    if champ_eval is not None:
+        champion = Candidate(champ_eval.summary, evaluation.windows)
+        comparison = {"champion_version": champ_version, "champion_summary": champ_eval.summary}
+    elif champ_problem:
+        champion = Candidate({}, ("champion uses another feature set",))
+        comparison = {"champion_version": champ_version, "problem": champ_problem}
+    decision = bless(Candidate(evaluation.summary, evaluation.windows), blessing_cfg, champion)
+    log = tracking.RunLog(settings, prepared.run_id)
+    log.dict(decision.to_dict(), "evaluation/blessing.json")
+    log.dict({"decision": decision.to_dict(), "comparison": comparison}, "evaluation/champion_comparison.json")
+    log.tags({"tradeops.blessed": str(decision.blessed).lower()})
+    return BlessingOutcome(decision, champ_version, comparison)
+
+
+def register_candidate(settings: Settings, prepared: PreparedWindow, fitted: FittedCandidate,
+                       evaluation: CandidateEvaluation, blessing: BlessingOutcome) -> RegisteredModel:
+    """Package the bundle (golden set checked through the serving path), log the pyfunc, register the version with
+    all its tags (flagged incomplete), record lineage, flag it complete, move the challenger alias, end the run."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from tradeops.model.pyfunc import SignalPyfunc, serving_requirements
+
+    cfg = settings.model
+    p, data, bundle, clf = prepared, prepared.data, fitted.bundle, fitted.window.classifier
+    lake = st.lake_for(settings)
+    importance = sensitivity(bundle.predict_frame, data.test.iloc[: min(len(data.test), 400)],
+                             bundle.feature_names, seed=cfg.seed)
+    decision = blessing.decision.to_dict()
+    card = model_card(name=p.name, preset=p.preset, fs=p.fs, tickers=p.tickers, fold=p.fold, versions=p.versions,
+                      summary=evaluation.summary, decision=decision, importance=importance, cfg=cfg,
+                      commit=p.commit, rows={"fit": len(data.fit), "val": len(data.val), "test": len(data.test)},
+                      package_version=p.package_version)
+    golden = data.test.iloc[np.linspace(0, len(data.test) - 1, min(16, len(data.test))).astype(int)]
+    meta = {"name": p.name, "preset": p.preset, "feature_set_version": p.fs.version, "tickers": p.tickers,
+            "classes": list(CLASSES), "fold": _fold_dict(p.fold), "table_versions": p.versions.to_dict(),
+            "windows": list(p.fs.windows), "label_window": p.fs.label_window,
+            "as_of": None if p.as_of is None else p.as_of.date().isoformat(),
+            "lake": lake.root, "git_commit": p.commit, "tradeops_version": p.package_version,
+            "run_id": p.run_id, "seed": cfg.seed, "torch_num_threads": clf.recipe_params_.get("torch_num_threads"),
+            "weights_sha256": clf.weights_sha256(), "config": cfg.model_dump(mode="json")}
+    log = tracking.RunLog(settings, p.run_id)
+    log.claim()
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle_dir = write_bundle(Path(tmp) / "bundle", transform=fitted.window.transform,
+                                  onnx_bytes=fitted.onnx_bytes, meta=meta, golden_rows=golden, model_card=card)
+        load_bundle(bundle_dir)  # the golden set must hold through the serving path before registering
+        example = golden[bundle.feature_names].head(2).astype("float64")
+        signature = infer_signature(example, bundle.predict_frame(example))
+        with tracking.resumed(p.run_id):
+            info = mlflow.pyfunc.log_model(name="model", python_model=SignalPyfunc(),
+                                           artifacts={"bundle": str(bundle_dir)}, signature=signature,
+                                           input_example=example, pip_requirements=serving_requirements(),
+                                           code_paths=[str(Path(__file__).resolve().parents[1])],
+                                           # declared so a loader can pass its serving feature set to check
+                                           model_config={"feature_set_version": p.fs.version})
+        log.text(card, "MODEL_CARD.md")
+    # Registered with every tag in one call and flagged incomplete: a kill from here on leaves a version that
+    # `models` shows as incomplete and `promote` refuses, never an untagged one that looks fine.
+    version = reg.register_version(p.name, info.model_uri, {
+        "run_id": p.run_id, "feature_set_version": p.fs.version, "git_commit": p.commit,
+        "tradeops_version": p.package_version, "bars_version": str(p.versions.bars),
+        "features_version": str(p.versions.features), "labels_version": str(p.versions.labels),
+        "blessed": str(blessing.blessed).lower()})
+    tracking.end_run(settings, p.run_id, "FINISHED")
+    try:
+        for dataset, v in ((st.BARS, p.versions.bars), (p.fs.table, p.versions.features),
+                           (p.fs.labels_table, p.versions.labels)):
+            lake.record_lineage(dataset, int(v), "model", p.name, version)
+        c = reg.client(settings)
+        reg.mark_complete(c, p.name, version)
+    except (TradeopsError, OSError) as exc:
+        raise TradeopsError(f"{p.name} v{version} was registered but not completed: {exc}. It stays flagged "
+                            "incomplete (promote refuses it) and no alias was changed.") from exc
+    with reg.registry_errors(f"{p.name} v{version} is registered and complete, but moving the challenger alias to "
+                             "it failed"):
+        c.set_registered_model_alias(p.name, reg.CHALLENGER, version)
+    return RegisteredModel(p.name, version, p.run_id)
+
+
+def promote_candidate(settings: Settings, registered: RegisteredModel, blessing: BlessingOutcome
+                      ) -> PromotionOutcome:
+    """Make a blessed candidate champion when ``model.blessing.auto_promote`` is on; otherwise say why not."""
+    c = reg.client(settings)
+    before = reg.alias_version(c, registered.name, reg.CHAMPION)
+    if not blessing.blessed:
+        return PromotionOutcome(False, before, before, "not blessed")
+    if not settings.model.blessing.auto_promote:
+        return PromotionOutcome(False, before, before, "blessed; auto-promotion off (waits for `tradeops promote`)")
+    reg.promote(settings, registered.name, registered.version, reason="blessed challenger, auto-promotion on")
+    return PromotionOutcome(True, before, reg.alias_version(c, registered.name, reg.CHAMPION),
+                            "blessed challenger, auto-promotion on")
+
+
 @dataclass
 class TrainOutcome:
+    """What `tradeops train` reports (JSON-ready through :meth:`to_dict`)."""
+
     name: str
     version: str
     run_id: str
@@ -194,213 +610,51 @@ class TrainOutcome:
     champion_after: str | None
     promoted: bool
     comparison: dict = field(default_factory=dict)
+    reaped_runs: list[str] = field(default_factory=list)  # orphaned runs of killed trainings marked KILLED first
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def _fold_dict(fold) -> dict:
-    return {k: (None if v is None else (v.date().isoformat() if hasattr(v, "date") else v))
-            for k, v in fold.__dict__.items()}
-
-
-def champion_evaluation(settings: Settings, name: str, fs: FeatureSet, data: WindowData, bars, costs: Costs
-                        ) -> tuple[str | None, Evaluation | None, str | None]:
-    """Re-score the current champion on the candidate's test window (same rows, same costs)."""
-    from tradeops.model.package import FeatureSetMismatch, load_bundle
-
-    c = reg.client(settings)
-    try:
-        version = reg.alias_version(c, name, reg.CHAMPION)
-    except Exception:  # noqa: BLE001 - no registered model yet
-        version = None
-    if version is None:
-        return None, None, None
-    import mlflow
-
-    mv = c.get_model_version(name, version)
-    version = str(mv.version)
-    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
-    bundle_dir = next(Path(local).rglob("meta.json")).parent
-    try:
-        bundle = load_bundle(bundle_dir, expected_feature_set_version=fs.version)
-    except FeatureSetMismatch as exc:
-        return version, None, str(exc)
-    preds = bundle.predict_frame(data.test[["ticker", "date", *bundle.feature_names]])
-    preds["y_true"] = data.test[LABEL_COLUMN].to_numpy()
-    return version, evaluate_signals(preds, bars, costs), None
-
-
 def train_model(settings: Settings, *, preset: str, tickers: list[str], epochs: int | None = None,
+                as_of: date | pd.Timestamp | None = None,
                 on_epoch: Callable[[int, dict], None] | None = None,
                 status: Callable[[str], None] | None = None) -> TrainOutcome:
-    """Train, evaluate, bless, package and register one model; see the module docstring."""
-    import mlflow
-    from mlflow.data.delta_dataset_source import DeltaDatasetSource
-    from mlflow.models import infer_signature
-
-    from tradeops.model.onnx_export import OnnxPredictor, check_parity, export_onnx
-    from tradeops.model.package import SignalBundle, SignalPyfunc, load_bundle, write_bundle
-
+    """Run every stage in order (see the stage functions); a failure ends the MLflow run FAILED (KILLED on Ctrl-C)
+    and changes no alias."""
     say = status or (lambda _msg: None)
-    cfg = settings.model
-    fs = FeatureSet.from_preset(preset, settings.features.windows, settings.features.label_window)
-    lake = st.lake_for(settings)
-    tickers = sorted(set(tickers))
     say("features")
-    versions = ensure_features(lake, fs, tickers)
-    frame = load_frame(lake, fs, tickers)
-    try:
-        fold = holdout_fold(pd.DatetimeIndex(frame["date"].unique()), test_days=cfg.test_days,
-                            train_years=cfg.train_years, embargo=cfg.embargo, val_fraction=cfg.val_fraction,
-                            horizon=horizon_of(fs.label_window))
-    except UsageError as exc:
-        raise UsageError(f"{','.join(tickers)}: [history] {exc}") from exc
-    data = split_rows(frame, fs.names, fold)
-    costs = Costs(cfg.costs.commission_bps, cfg.costs.slippage_bps, cfg.costs.fixed_per_trade)
-    bars = bars_by_ticker(lake.read_bars(tickers, version=versions["bars"]))
-    name = reg.model_name(preset, tickers)
-    experiment_id = reg.configure_mlflow(settings)
-    commit = git_commit()
-    blessing_cfg = BlessingConfig(**cfg.blessing.model_dump(exclude={"auto_promote"}))
-
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{name}") as run:
-        mlflow.set_tags({"tradeops.model_name": name, "tradeops.preset": preset, "tradeops.tickers": ",".join(tickers),
-                         "tradeops.feature_set_version": fs.version, "tradeops.git_commit": commit,
-                         "tradeops.bars_version": versions["bars"], "tradeops.features_version": versions["features"],
-                         "tradeops.labels_version": versions["labels"]})
-        params = {"preset": preset, "tickers": ",".join(tickers), "recipe": cfg.recipe, "seed": cfg.seed,
-                  "epochs": epochs or cfg.epochs or "recipe default", "batch_size": cfg.batch_size or "recipe default",
-                  "train_years": cfg.train_years, "test_days": cfg.test_days, "val_fraction": cfg.val_fraction,
-                  "embargo": cfg.embargo, "commission_bps": cfg.costs.commission_bps,
-                  "slippage_bps": cfg.costs.slippage_bps, "feature_set_version": fs.version,
-                  "n_features": len(fs.defs), "python": platform.python_version()}
-        params.update({f"fold.{k}": v for k, v in _fold_dict(fold).items()})
-        mlflow.log_params(params)
-        mlflow.log_dict(settings.model_dump(mode="json", exclude={"alphavantage_base_url"}), "config/settings.json")
-        mlflow.log_dict(environment(), "config/environment.json")
-        for label, table, version, rows, context in (
-                ("bars", st.BARS, versions["bars"], lake.read_bars(tickers, version=versions["bars"])[
-                    ["ticker", "date", "adj_close"]], "bars"),
-                (fs.table, fs.table, versions["features"], data.fit[["ticker", "date", *fs.names]], "training"),
-                (fs.labels_table, fs.labels_table, versions["labels"], data.fit[["ticker", "date", LABEL_COLUMN]],
-                 "labels")):
-            ds = mlflow.data.from_pandas(rows.reset_index(drop=True), name=label,
-                                         source=DeltaDatasetSource(path=lake.uri(table), delta_table_version=version))
-            mlflow.log_input(ds, context=context)
-
-        say(f"training {cfg.recipe} recipe on {len(data.fit)} rows")
-
-        def log_epoch(epoch: int, record: dict) -> None:
-            mlflow.log_metrics({k: float(v) for k, v in record.items() if k != "epoch" and v is not None}, step=epoch)
-            if on_epoch:
-                on_epoch(epoch, record)
-
-        window = fit_window(data, preset, fs.names, cfg, epochs=epochs, on_epoch=log_epoch)
-        clf = window.classifier
-        mlflow.log_params({f"cnn.{k}": v for k, v in clf.recipe_params_.items() if not isinstance(v, (list, dict))})
-        mlflow.set_tag("tradeops.weights_sha256", clf.weights_sha256())
-
-        say("exporting to ONNX and checking parity")
-        onnx_bytes = export_onnx(clf)
-        predictor = OnnxPredictor(onnx_bytes)
-        probe = window.transform.transform(data.test[list(window.transform.feature_names_in_)])
-        parity = check_parity(clf, predictor, probe, atol=1e-5)
-        mlflow.log_metric("onnx_parity_max_abs_diff", parity)
-
+    prepared = prepare_window(settings, preset=preset, tickers=tickers, as_of=as_of)
+    if prepared.reaped_runs:
+        say(f"marked {len(prepared.reaped_runs)} run(s) of killed trainings KILLED")
+    with _failing_run(settings, prepared.run_id):
+        say(f"training {settings.model.recipe} recipe on {len(prepared.data.fit)} rows")
+        fitted = fit_candidate(settings, prepared, epochs=epochs, on_epoch=on_epoch)
         say("evaluating on the test window")
-        bundle = SignalBundle({"feature_set_version": fs.version}, window.transform, predictor)
-        preds = bundle.predict_frame(data.test[["ticker", "date", *bundle.feature_names]])
-        preds["y_true"] = data.test[LABEL_COLUMN].to_numpy()
-        extra = {"lightgbm": lightgbm_signals(data, window.transform, bundle.feature_names, cfg.seed)} \
-            if cfg.baselines else None
-        evaluation = evaluate_signals(preds, bars, costs, extra=extra)
-        summary = evaluation.summary
-        mlflow.log_metrics({k: float(v) for k, v in summary.items() if v is not None and np.isfinite(v)})
-
-        slices = slice_metrics(preds, bars, pd.DatetimeIndex(data.fit["date"].unique()))
-        mlflow.log_text(slices.to_csv(index=False), "evaluation/slices.csv")
-        evaluation.classification["slices"] = slices.to_dict("records")
-
-        champ_version, champ_eval, champ_problem = champion_evaluation(settings, name, fs, data, bars, costs)
-        windows = windows_of(preds)
-        champion = None
-        comparison: dict = {}
-        if champ_eval is not None:
-            champion = Candidate(champ_eval.summary, windows)
-            comparison = {"champion_version": champ_version, "champion_summary": champ_eval.summary}
-        elif champ_problem:
-            champion = Candidate({}, ("champion uses another feature set",))
-            comparison = {"champion_version": champ_version, "problem": champ_problem}
-        decision = bless(Candidate(summary, windows), blessing_cfg, champion).to_dict()
-        mlflow.log_dict(decision, "evaluation/blessing.json")
-        mlflow.log_dict(evaluation.to_dict(), "evaluation/evaluation.json")
-        mlflow.log_dict({"history": clf.history_}, "training/history.json")
-        _log_figures(clf.history_, evaluation.classification["confusion_matrix"])
-        mlflow.log_dict({"decision": decision, "comparison": comparison}, "evaluation/champion_comparison.json")
-        mlflow.set_tag("tradeops.blessed", str(decision["blessed"]).lower())
-
-        say("packaging")
-        importance = sensitivity(bundle.predict_frame, data.test.iloc[: min(len(data.test), 400)],
-                                 bundle.feature_names, seed=cfg.seed)
-        card = model_card(name=name, preset=preset, fs=fs, tickers=tickers, fold=fold, versions=versions,
-                          summary=summary, decision=decision, importance=importance, cfg=cfg, commit=commit,
-                          rows={"fit": len(data.fit), "val": len(data.val), "test": len(data.test)})
-        golden = data.test.iloc[np.linspace(0, len(data.test) - 1, min(16, len(data.test))).astype(int)]
-        meta = {"name": name, "preset": preset, "feature_set_version": fs.version, "tickers": tickers,
-                "classes": list(CLASSES), "fold": _fold_dict(fold), "table_versions": versions,
-                "lake": lake.root, "git_commit": commit, "run_id": run.info.run_id, "seed": cfg.seed,
-                "weights_sha256": clf.weights_sha256(), "config": cfg.model_dump(mode="json")}
-        with tempfile.TemporaryDirectory() as tmp:
-            bundle_dir = write_bundle(Path(tmp) / "bundle", transform=window.transform, onnx_bytes=onnx_bytes,
-                                      meta=meta, golden_rows=golden, model_card=card)
-            load_bundle(bundle_dir)  # the golden set must hold through the serving path before registering
-            example = golden[bundle.feature_names].head(2).astype("float64")
-            signature = infer_signature(example, bundle.predict_frame(example))
-            with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints "Successfully registered ..." itself
-                info = mlflow.pyfunc.log_model(name="model", python_model=SignalPyfunc(),
-                                               artifacts={"bundle": str(bundle_dir)}, signature=signature,
-                                               input_example=example, pip_requirements=PIP_REQUIREMENTS,
-                                               code_paths=[str(Path(__file__).resolve().parents[1])],
-                                               registered_model_name=name,
-                                               # declared so a loader can pass its serving feature set to check
-                                               model_config={"feature_set_version": fs.version})
-            mlflow.log_text(card, "MODEL_CARD.md")
-        version = str(info.registered_model_version)
-
-    c = reg.client(settings)
-    for key, value in {"run_id": run.info.run_id, "feature_set_version": fs.version, "git_commit": commit,
-                       "bars_version": versions["bars"], "features_version": versions["features"],
-                       "labels_version": versions["labels"], "blessed": str(decision["blessed"]).lower()}.items():
-        c.set_model_version_tag(name, version, key, str(value))
-    c.set_registered_model_alias(name, reg.CHALLENGER, version)
-    for dataset, v in ((st.BARS, versions["bars"]), (fs.table, versions["features"]), (fs.labels_table,
-                                                                                        versions["labels"])):
-        lake.record_lineage(dataset, int(v), "model", name, version)
-    promoted = False
-    if decision["blessed"] and cfg.blessing.auto_promote:
-        reg.promote(settings, name, version, reason="blessed challenger, auto-promotion on")
-        promoted = True
-    return TrainOutcome(name=name, version=version, run_id=run.info.run_id, preset=preset, tickers=tickers,
-                        fold=_fold_dict(fold), versions=versions, summary=summary, evaluation=evaluation.to_dict(),
-                        decision=decision, champion_before=champ_version,
-                        champion_after=reg.alias_version(c, name, reg.CHAMPION), promoted=promoted,
-                        comparison=comparison)
+        evaluation = evaluate_candidate(settings, prepared, fitted)
+        say("blessing against the champion")
+        blessing = bless_candidate(settings, prepared, evaluation)
+        say("packaging and registering")
+        registered = register_candidate(settings, prepared, fitted, evaluation, blessing)
+    promotion = promote_candidate(settings, registered, blessing)
+    return TrainOutcome(name=registered.name, version=registered.version, run_id=registered.run_id, preset=preset,
+                        tickers=prepared.tickers, fold=_fold_dict(prepared.fold), versions=prepared.versions.to_dict(),
+                        summary=evaluation.summary, evaluation=evaluation.evaluation.to_dict(),
+                        decision=blessing.decision.to_dict(), champion_before=blessing.champion_version,
+                        champion_after=promotion.champion_after, promoted=promotion.promoted,
+                        comparison=blessing.comparison, reaped_runs=prepared.reaped_runs)
 
 
-def _log_figures(history: list[dict], cm: list[list[int]]) -> None:
-    """Training curves and the confusion matrix as self-contained HTML artifacts (plotly)."""
-    import mlflow
-    import plotly.graph_objects as go
-
-    h = pd.DataFrame(history)
-    fig = go.Figure()
-    for col in [c for c in ("train_loss", "val_loss", "val_macro_f1") if c in h]:
-        fig.add_trace(go.Scatter(x=h["epoch"], y=h[col], name=col, mode="lines+markers"))
-    fig.update_layout(title="Training curves", xaxis_title="epoch")
-    mlflow.log_text(fig.to_html(include_plotlyjs=True, full_html=True), "training/curves.html")
-    heat = go.Figure(go.Heatmap(z=cm, x=[f"pred {c}" for c in CLASSES], y=[f"true {c}" for c in CLASSES],
-                                text=cm, texttemplate="%{text}", colorscale="Blues"))
-    heat.update_layout(title="Confusion matrix (test window)")
-    mlflow.log_text(heat.to_html(include_plotlyjs=True, full_html=True), "evaluation/confusion_matrix.html")
-    mlflow.log_dict({"classes": list(CLASSES), "matrix": cm}, "evaluation/confusion_matrix.json")
+@contextlib.contextmanager
+def _failing_run(settings: Settings, run_id: str) -> Iterator[None]:
+    """End ``run_id`` FAILED (KILLED on Ctrl-C) when the block raises; if the store cannot even record that, the
+    original error is raised with a note (the run is left for the reaper)."""
+    try:
+        yield
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        try:
+            tracking.end_run(settings, run_id, status)
+        except Exception as end_exc:  # noqa: BLE001 - keep the cause
+            exc.add_note(f"MLflow run {run_id} could not be marked {status}: {end_exc}")
+        raise

@@ -15,7 +15,7 @@ from tradeops.data import store as st
 from tradeops.errors import UsageError
 from tradeops.features.store import FeatureSet
 from tradeops.model import registry as reg
-from tradeops.model.train import holdout_fold, horizon_of, split_rows
+from tradeops.model.windows import holdout_fold, horizon_of, split_rows
 
 
 @dataclass
@@ -41,10 +41,11 @@ def run_tune(settings: Settings, *, preset: str, tickers: list[str], trials: int
     import optuna
 
     from tradeops.model.cnn import CNNClassifier
-    from tradeops.model.pipeline import ensure_features, load_frame
-    from tradeops.model.train import fit_window
+    from tradeops.model.training import ensure_features, load_frame
+    from tradeops.model.windows import fit_window
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    reg.reap_orphaned_runs(settings)  # runs of trainings killed earlier end KILLED (tuning logs no runs itself)
     cfg = settings.model
     space = cfg.tune
     if space.lr_min >= space.lr_max:

@@ -20,7 +20,7 @@ from tradeops.features.labels import LABEL_COLUMN
 from tradeops.features.splits import FoldSkippedWarning, walk_forward
 from tradeops.features.store import FeatureSet
 from tradeops.model.backtest import Costs
-from tradeops.model.train import (
+from tradeops.model.windows import (
     bars_by_ticker,
     evaluate_signals,
     fit_window,
@@ -54,14 +54,14 @@ def run_walkforward(settings: Settings, *, preset: str, tickers: list[str], test
                     train_years: float, mode: str = "realistic", pooled: bool = False, epochs: int | None = None,
                     progress: Callable[[str], None] | None = None) -> WalkForwardResult:
     """Retrain per test year and score the concatenated test signals (see the module docstring)."""
-    from tradeops.model.pipeline import ensure_features, lightgbm_signals, load_frame
+    from tradeops.model.training import ensure_features, lightgbm_signals, load_frame
 
-    if mode not in ("paper", "realistic"):
-        raise UsageError(f"--mode must be paper or realistic, got {mode!r}")
+    check_arguments(mode=mode, train_years=train_years, test_years=test_years)
     cfg = settings.model
     fs = FeatureSet.from_preset(preset, settings.features.windows, settings.features.label_window)
     lake = st.lake_for(settings)
     tickers = sorted(set(tickers))
+    check_years_in_data(stored_years(lake, tickers), test_years)
     versions = ensure_features(lake, fs, tickers)
     frame = load_frame(lake, fs, tickers)
     groups = [(",".join(tickers), frame)] if pooled else [(t, g.reset_index(drop=True))
@@ -99,12 +99,45 @@ def run_walkforward(settings: Settings, *, preset: str, tickers: list[str], test
     preds = pd.concat(all_preds, ignore_index=True).sort_values(["ticker", "date"], kind="stable")
     extra = {"lightgbm": pd.concat(all_lgbm, ignore_index=True)} if all_lgbm else None
     costs = Costs(cfg.costs.commission_bps, cfg.costs.slippage_bps, cfg.costs.fixed_per_trade)
-    bars = bars_by_ticker(lake.read_bars(tickers, version=versions["bars"]))
+    bars = bars_by_ticker(lake.read_bars(tickers, version=versions.bars))
     evaluation = evaluate_signals(preds, bars, costs, extra=extra)
     table = returns_table(evaluation.backtests, mode)
     return WalkForwardResult(preset, tickers, mode, list(test_years), pooled, folds_out, table,
-                             evaluation.to_dict() | {"versions": versions, "per_ticker": per_ticker_f1(preds)},
+                             evaluation.to_dict() | {"versions": versions.to_dict(), "per_ticker": per_ticker_f1(preds)},
                              skipped)
+
+
+def check_arguments(*, mode: str, train_years: float, test_years: list[int]) -> None:
+    """Usage checks that need nothing but the arguments (run before any work; :class:`UsageError`, exit 2)."""
+    if mode not in ("paper", "realistic"):
+        raise UsageError(f"--mode must be paper or realistic, got {mode!r}")
+    if not np.isfinite(train_years) or train_years <= 0:
+        raise UsageError(f"--train-years must be a positive number of years, got {train_years:g}")
+    if not test_years:
+        raise UsageError("--test-years names no year")
+
+
+def stored_years(lake: st.Lake, tickers: list[str]) -> dict[str, tuple[int, int]]:
+    """First and last calendar year of the stored bars per ticker (only the date column is read)."""
+    if lake.version(st.BARS) is None:
+        raise UsageError("no bars stored yet: run `tradeops ingest` first")
+    dates = lake.read(st.BARS, tickers=tickers, columns=["ticker", "date"])
+    out = {}
+    for t, g in dates.groupby("ticker"):
+        d = pd.to_datetime(g["date"])
+        out[str(t)] = (int(d.min().year), int(d.max().year))
+    missing = [t for t in tickers if t not in out]
+    if missing:
+        raise UsageError(f"no bars stored for {', '.join(missing)}: ingest them first")
+    return out
+
+
+def check_years_in_data(spans: dict[str, tuple[int, int]], test_years: list[int]) -> None:
+    """Every test year must fall inside the stored history of at least one ticker (:class:`UsageError`)."""
+    outside = [y for y in test_years if not any(a <= y <= b for a, b in spans.values())]
+    if outside:
+        have = ", ".join(f"{t} {a}-{b}" for t, (a, b) in sorted(spans.items()))
+        raise UsageError(f"--test-years: {', '.join(map(str, outside))} outside the stored history ({have})")
 
 
 def returns_table(backtests: dict, mode: str) -> pd.DataFrame:

@@ -108,7 +108,7 @@ def fit_window(data: WindowData, preset: str, names: Sequence[str], cfg: ModelCo
     transform = make_transform(preset, names, seed=cfg.seed).fit(data.fit[list(names)], y_fit)
     x_fit = transform.transform(data.fit[list(names)])
     clf = classifier or CNNClassifier(recipe=cfg.recipe, epochs=epochs or cfg.epochs, batch_size=cfg.batch_size,
-                                      seed=cfg.seed)
+                                      seed=cfg.seed, num_threads=cfg.torch_threads or None)
     if clf.recipe == "default" and len(data.val) == 0:
         raise UsageError("the default recipe early-stops on a validation tail: set model.val_fraction > 0 "
                          "or use recipe 'paper'")

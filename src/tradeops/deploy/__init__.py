@@ -1,0 +1,1 @@
+"""Deployment level: scoring (pure), serving, prediction log, monitoring, rules and actions."""
