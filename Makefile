@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export MLFLOW_DISABLE_TELEMETRY := true
 export DAGSTER_DISABLE_TELEMETRY := 1
 
-.PHONY: demo test install bench clean
+.PHONY: demo test lint types install bench clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 2; }
@@ -23,7 +23,15 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/tradeops demo
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+types: $(STAMP)
+	$(VENV)/bin/mypy
+
+# Lint and type findings fail the target before any test runs.
+test: lint types
 	$(PY) -m pytest -n 2 -q
 
 bench: $(STAMP)

@@ -23,6 +23,17 @@ def synthetic_bars(n_tickers: int, years: int, seed: int = 7):
         vol = rng.integers(100_000, 5_000_000, n)
         div = np.cumprod(np.where(rng.random(n) < 0.016, 0.995, 1.0)[::-1])[::-1]  # quarterly-ish dividends
         adj = close * np.concatenate([div[1:], [1.0]])
-        yield f"T{i:04d}", pd.DataFrame({"Date": dates, "Open": open_.round(4), "High": high.round(4),
-                                         "Low": low.round(4), "Close": close.round(4), "Adj Close": adj.round(6),
-                                         "Volume": vol})
+        yield (
+            f"T{i:04d}",
+            pd.DataFrame(
+                {
+                    "Date": dates,
+                    "Open": open_.round(4),
+                    "High": high.round(4),
+                    "Low": low.round(4),
+                    "Close": close.round(4),
+                    "Adj Close": adj.round(6),
+                    "Volume": vol,
+                }
+            ),
+        )

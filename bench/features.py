@@ -20,8 +20,8 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pandas as pd  # noqa: E402
-from _synth import synthetic_bars  # noqa: E402
 
+from _synth import synthetic_bars  # noqa: E402
 from tradeops.config import load_settings  # noqa: E402
 from tradeops.data import store as st  # noqa: E402
 from tradeops.data.clean import adjust  # noqa: E402
@@ -34,8 +34,17 @@ def store_synthetic(lake: st.Lake, n_tickers: int, years: int) -> int:
     """Write synthetic adjusted bars straight into the bars table (validation is bench/ingest.py's job)."""
     frames = []
     for ticker, df in synthetic_bars(n_tickers, years):
-        parsed = df.rename(columns={"Date": "date", "Open": "open", "High": "high", "Low": "low", "Close": "close",
-                                    "Adj Close": "adj_close", "Volume": "volume"})
+        parsed = df.rename(
+            columns={
+                "Date": "date",
+                "Open": "open",
+                "High": "high",
+                "Low": "low",
+                "Close": "close",
+                "Adj Close": "adj_close",
+                "Volume": "volume",
+            }
+        )
         parsed["volume"] = parsed["volume"].astype("float64")
         parsed["dividend"] = float("nan")
         parsed["split_coefficient"] = float("nan")
@@ -55,8 +64,11 @@ def bench(name: str, lake: st.Lake) -> None:
         for t, g in groups:
             ticker_features(g, fs, t)
         dt = time.perf_counter() - t0
-        print(f"features compute preset={preset} n_features={len(fs.defs)} dataset={name} rows={n_rows} "
-              f"seconds={dt:.2f} rows_per_s={n_rows / dt:,.0f}", flush=True)
+        print(
+            f"features compute preset={preset} n_features={len(fs.defs)} dataset={name} rows={n_rows} "
+            f"seconds={dt:.2f} rows_per_s={n_rows / dt:,.0f}",
+            flush=True,
+        )
         t0 = time.perf_counter()
         result = build_features(lake, fs)
         first = read_features(lake, fs, [groups[0][0]])
@@ -64,8 +76,11 @@ def bench(name: str, lake: st.Lake) -> None:
         dt = time.perf_counter() - t0
         if stored != n_rows or len(first) != len(groups[0][1]) or result.rows != n_rows:
             raise SystemExit(f"read-back mismatch: stored {stored}, expected {n_rows}")
-        print(f"features e2e preset={preset} n_features={len(fs.defs)} dataset={name} rows={n_rows} "
-              f"seconds={dt:.2f} rows_per_s={n_rows / dt:,.0f}", flush=True)
+        print(
+            f"features e2e preset={preset} n_features={len(fs.defs)} dataset={name} rows={n_rows} "
+            f"seconds={dt:.2f} rows_per_s={n_rows / dt:,.0f}",
+            flush=True,
+        )
 
 
 def main() -> None:

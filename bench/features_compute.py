@@ -18,8 +18,8 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from tradeops.features.indicators import compute_features  # noqa: E402
 from tradeops.features.definitions import PRESETS, definitions_for  # noqa: E402
+from tradeops.features.indicators import compute_features  # noqa: E402
 
 ROWS = 5040  # 20 years x 252 trading days
 

@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from corpus import (
     build_corpus,  # tests/corpus.py, shared with the tests (needs the path above)
 )
-
 from tradeops.config import load_settings
 from tradeops.data.ingest import ingest
 from tradeops.data.sources import CsvSource, SampleSource
@@ -48,8 +47,11 @@ def run(name: str, source, home: Path) -> None:
     dt = time.perf_counter() - t0
     rows = sum(r.rows_written for r in report.results)
     bad = sum(r.status == "quarantined" for r in report.results)
-    print(f"ingest dataset={name} tickers={len(report.results)} rows={rows} quarantined={bad} "
-          f"seconds={dt:.2f} rows_per_s={rows / dt:,.0f}", flush=True)
+    print(
+        f"ingest dataset={name} tickers={len(report.results)} rows={rows} quarantined={bad} "
+        f"seconds={dt:.2f} rows_per_s={rows / dt:,.0f}",
+        flush=True,
+    )
 
 
 def corpus_runs(tmp: Path, n_instruments: int, years: int) -> None:

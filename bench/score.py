@@ -46,13 +46,15 @@ def main() -> None:
     from tradeops.data.ingest import ingest
     from tradeops.data.sources import SampleSource
     from tradeops.features.store import FeatureSet, read_features
-    from tradeops.model.training import train_model
     from tradeops.model.serving import load_registered
+    from tradeops.model.training import train_model
 
     tmp = Path(tempfile.mkdtemp(prefix="tradeops-bench-"))
     try:
-        lax = {"blessing": {"min_recall_buy": 0.0, "min_recall_sell": 0.0, "min_macro_f1": 0.0,
-                            "min_net_sharpe": None}, "baselines": False}
+        lax = {
+            "blessing": {"min_recall_buy": 0.0, "min_recall_sell": 0.0, "min_macro_f1": 0.0, "min_net_sharpe": None},
+            "baselines": False,
+        }
         settings = load_settings(home=tmp, model=lax)
         ingest(SampleSource(), settings, ["IBM"], today=date(2026, 11, 26))
         out = train_model(settings, preset="cnn-ta", tickers=["IBM"], epochs=1)
@@ -67,11 +69,13 @@ def main() -> None:
         import mlflow.pyfunc
 
         pyfunc = mlflow.pyfunc.load_model(f"models:/{out.name}/{out.version}")
-        paths = [("score_array_1row", lambda: bundle.score(one), args.n),
-                 ("score_features_1row", lambda: bundle.score_features(mapping), args.n),
-                 ("predict_frame_1row", lambda: bundle.predict_frame(frame), max(200, args.n // 10)),
-                 ("pyfunc_predict_1row", lambda: pyfunc.predict(frame), max(100, args.n // 20)),
-                 ("score_array_100rows", lambda: bundle.score(matrix[:100]), max(200, args.n // 4))]
+        paths = [
+            ("score_array_1row", lambda: bundle.score(one), args.n),
+            ("score_features_1row", lambda: bundle.score_features(mapping), args.n),
+            ("predict_frame_1row", lambda: bundle.predict_frame(frame), max(200, args.n // 10)),
+            ("pyfunc_predict_1row", lambda: pyfunc.predict(frame), max(100, args.n // 20)),
+            ("score_array_100rows", lambda: bundle.score(matrix[:100]), max(200, args.n // 4)),
+        ]
         for name, fn, n in paths:
             p50, p99 = _timed(fn, n)
             print(f"score path={name} p50_us={p50:,.0f} p99_us={p99:,.0f} n={n}", flush=True)

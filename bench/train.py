@@ -44,8 +44,13 @@ def main() -> None:
         ensure_features(lake, fs, [args.ticker])
         frame = load_frame(lake, fs, [args.ticker])
         cfg = settings.model
-        fold = holdout_fold(frame["date"].unique(), test_days=cfg.test_days, train_years=cfg.train_years,
-                            embargo=cfg.embargo, val_fraction=cfg.val_fraction)
+        fold = holdout_fold(
+            frame["date"].unique(),
+            test_days=cfg.test_days,
+            train_years=cfg.train_years,
+            embargo=cfg.embargo,
+            val_fraction=cfg.val_fraction,
+        )
         data = split_rows(frame, fs.names, fold)
         runs = [("cpu", n) for n in args.threads] + ([("cuda", None)] if torch.cuda.is_available() else [])
         for device, threads in runs:
@@ -56,9 +61,12 @@ def main() -> None:
             counts = window.classifier.recipe_params_.get("oversampled_counts")
             rows = sum(counts) if counts else window.fit_rows
             epochs = len(window.classifier.history_)
-            print(f"train recipe={args.recipe} device={device} threads={clf.recipe_params_['torch_num_threads']} "
-                  f"ticker={args.ticker} fit_rows={window.fit_rows} trained_rows={rows} epochs={epochs} "
-                  f"seconds={dt:.1f} s_per_epoch={dt / epochs:.3f}", flush=True)
+            print(
+                f"train recipe={args.recipe} device={device} threads={clf.recipe_params_['torch_num_threads']} "
+                f"ticker={args.ticker} fit_rows={window.fit_rows} trained_rows={rows} epochs={epochs} "
+                f"seconds={dt:.1f} s_per_epoch={dt / epochs:.3f}",
+                flush=True,
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

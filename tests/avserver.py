@@ -31,8 +31,10 @@ import pytest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "alphavantage"
 PROXY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-MISSING_KEY_BODY = (b'{\n    "Error Message": "the parameter apikey is invalid or missing. Please claim your free API key '
-                    b'on (https://www.alphavantage.co/support/#api-key). It should take less than 20 seconds."\n}\n')
+MISSING_KEY_BODY = (
+    b'{\n    "Error Message": "the parameter apikey is invalid or missing. Please claim your free API key '
+    b'on (https://www.alphavantage.co/support/#api-key). It should take less than 20 seconds."\n}\n'
+)
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,9 @@ class AVServer:
         self._httpd.daemon_threads = True
         host, port = self._httpd.server_address[:2]
         self.url = f"http://{host}:{port}/query"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02},
-                                        name="avserver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="avserver", daemon=True
+        )
 
     def script(self, mapping: Mapping[str, Sequence[Answer]]) -> None:
         """Queue answers per symbol (appended to what is already queued for that symbol)."""
@@ -105,8 +108,11 @@ class AVServer:
             if queue:
                 return queue.popleft()
             self.unscripted.append(symbol)
-            return Reply(body=f"avserver: no scripted answer left for symbol {symbol!r}\n".encode(), status=404,
-                         content_type="text/plain")
+            return Reply(
+                body=f"avserver: no scripted answer left for symbol {symbol!r}\n".encode(),
+                status=404,
+                content_type="text/plain",
+            )
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self

@@ -55,8 +55,9 @@ def tradeops(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., CliResul
 
     def run(home: Path | None, *args, env: dict[str, str | None] | None = None) -> CliResult:
         argv = ([] if home is None else ["--home", str(home)]) + [str(a) for a in args]
-        isolated: dict[str, str | None] = {k: None for k in os.environ
-                                           if k.startswith("TRADEOPS_") or k == "ALPHAVANTAGE_API_KEY"}
+        isolated: dict[str, str | None] = {
+            k: None for k in os.environ if k.startswith("TRADEOPS_") or k == "ALPHAVANTAGE_API_KEY"
+        }
         isolated["TRADEOPS_CONFIG"] = str(no_config)
         result = runner.invoke(app, argv, env=isolated | (env or {}))
         if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -81,8 +82,10 @@ def trained_ibm(tmp_path_factory: pytest.TempPathFactory):
     from tradeops.model.training import train_model
 
     home = tmp_path_factory.mktemp("trained-ibm") / "home"
-    lax = {"blessing": {"min_recall_buy": 0.0, "min_recall_sell": 0.0, "min_macro_f1": 0.0,
-                        "min_net_sharpe": None}, "baselines": False}
+    lax = {
+        "blessing": {"min_recall_buy": 0.0, "min_recall_sell": 0.0, "min_macro_f1": 0.0, "min_net_sharpe": None},
+        "baselines": False,
+    }
     settings = load_settings(home=home, model=lax)
     ingest(SampleSource(), settings, ["IBM"], today=date(2026, 11, 26))
     outcome = train_model(settings, preset="cnn-ta", tickers=["IBM"], epochs=2)

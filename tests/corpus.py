@@ -75,8 +75,16 @@ def ratio_text(share_ratio: Fraction) -> str:
     return f"{f.numerator}:{f.denominator}"
 
 
-def simulate(dates: pd.DatetimeIndex, plan: Plan, seed: int, *, price0: float = 50.0, volume0: float = 1e6,
-             vol_scale: float = 1.0, steady: bool = False) -> pd.DataFrame:
+def simulate(
+    dates: pd.DatetimeIndex,
+    plan: Plan,
+    seed: int,
+    *,
+    price0: float = 50.0,
+    volume0: float = 1e6,
+    vol_scale: float = 1.0,
+    steady: bool = False,
+) -> pd.DataFrame:
     """Raw (as traded) daily bars of one instrument, date-ascending: ``date, open, high, low, close, volume,
     dividend_amount, split_coefficient``. Prices are in dollars rounded to 4 decimals, volume in shares.
     ``steady``: one volatility regime and a constant volume level (a calm large cap), daily noise only."""
@@ -100,7 +108,7 @@ def simulate(dates: pd.DatetimeIndex, plan: Plan, seed: int, *, price0: float = 
 
     special = set()
     for j in plan.jumps:  # exact close-to-close move, the rest of the path shifted with it
-        close[j.index:] *= close[j.index - 1] * (1 + j.pct) / close[j.index]
+        close[j.index :] *= close[j.index - 1] * (1 + j.pct) / close[j.index]
         special.add(j.index)
     div = np.zeros(n)
     for i, yld in plan.dividends:
@@ -126,7 +134,7 @@ def simulate(dates: pd.DatetimeIndex, plan: Plan, seed: int, *, price0: float = 
     volume = np.exp(level + rng.normal(0, 0.25, n)) * (sigma / (0.015 * vol_scale)) ** 0.6
     for j in plan.jumps:
         k = j.index
-        volume[max(0, k - EVENT_WEEKS[0]):k] *= 2.0
+        volume[max(0, k - EVENT_WEEKS[0]) : k] *= 2.0
         d = np.arange(n - k)
         volume[k:] *= 1 + 7 * 0.5 ** (d / 3)
 
@@ -134,7 +142,7 @@ def simulate(dates: pd.DatetimeIndex, plan: Plan, seed: int, *, price0: float = 
     mult = np.ones(n)
     coeff = np.ones(n)
     for s in plan.splits:
-        mult[s.index:] *= float(s.ratio)
+        mult[s.index :] *= float(s.ratio)
         if s.declared:
             coeff[s.index] = float(s.ratio)
     o, c = np.round(open_ / mult, 4), np.round(close / mult, 4)
@@ -144,8 +152,18 @@ def simulate(dates: pd.DatetimeIndex, plan: Plan, seed: int, *, price0: float = 
     for i in plan.zero_volume:
         o[i] = hi[i] = lo[i] = c[i] = c[i - 1]
         vol[i] = 0
-    return pd.DataFrame({"date": dates, "open": o, "high": hi, "low": lo, "close": c, "volume": vol.astype(np.int64),
-                         "dividend_amount": np.round(div / mult, 4), "split_coefficient": coeff})
+    return pd.DataFrame(
+        {
+            "date": dates,
+            "open": o,
+            "high": hi,
+            "low": lo,
+            "close": c,
+            "volume": vol.astype(np.int64),
+            "dividend_amount": np.round(div / mult, 4),
+            "split_coefficient": coeff,
+        }
+    )
 
 
 def adjusted_close(frame: pd.DataFrame) -> np.ndarray:
@@ -160,8 +178,9 @@ def adjusted_close(frame: pd.DataFrame) -> np.ndarray:
     return c * after
 
 
-def av_csv(frame: pd.DataFrame, *, as_of: pd.Timestamp | str | None = None,
-           start: pd.Timestamp | str | None = None) -> str:
+def av_csv(
+    frame: pd.DataFrame, *, as_of: pd.Timestamp | str | None = None, start: pd.Timestamp | str | None = None
+) -> str:
     """The Alpha Vantage CSV a download on ``as_of`` returns (rows from ``start``), newest row first. The adjusted
     close knows only the events up to ``as_of``."""
     known = frame if as_of is None else frame.loc[frame["date"] <= pd.Timestamp(as_of)]
@@ -169,8 +188,10 @@ def av_csv(frame: pd.DataFrame, *, as_of: pd.Timestamp | str | None = None,
     out = known.assign(adjusted_close=ac)
     if start is not None:
         out = out.loc[out["date"] >= pd.Timestamp(start)]
-    out = out.iloc[::-1].assign(timestamp=out["date"].iloc[::-1].dt.strftime("%Y-%m-%d"),
-                                split_coefficient=[repr(float(x)) for x in out["split_coefficient"].iloc[::-1]])
+    out = out.iloc[::-1].assign(
+        timestamp=out["date"].iloc[::-1].dt.strftime("%Y-%m-%d"),
+        split_coefficient=[repr(float(x)) for x in out["split_coefficient"].iloc[::-1]],
+    )
     return out[AV_HEADER.split(",")].to_csv(index=False, float_format="%.4f", lineterminator="\n")
 
 
@@ -185,8 +206,17 @@ JUMP_KINDS: tuple[Jump, ...] = (
     Jump(0, -0.47, 0.5, "crash -47%, opens on 2:1"),
     Jump(0, -0.30, 0.70, "collapse -30%, closes near 3:2"),
 )
-SPLIT_KINDS: tuple[Fraction, ...] = (Fraction(2), Fraction(3, 2), Fraction(1, 10), Fraction(3), Fraction(5, 4),
-                                     Fraction(4), Fraction(1, 5), Fraction(2), Fraction(1, 20))
+SPLIT_KINDS: tuple[Fraction, ...] = (
+    Fraction(2),
+    Fraction(3, 2),
+    Fraction(1, 10),
+    Fraction(3),
+    Fraction(5, 4),
+    Fraction(4),
+    Fraction(1, 5),
+    Fraction(2),
+    Fraction(1, 20),
+)
 
 
 def _plan(n: int, i: int, rng: np.random.Generator) -> tuple[Plan, float]:
@@ -239,8 +269,9 @@ class Corpus:
     def rows(self) -> int:
         return sum(len(f) for f in self.frames.values())
 
-    def write(self, directory: Path | str, *, end: pd.Timestamp | str | None = None,
-              start: pd.Timestamp | str | None = None) -> Path:
+    def write(
+        self, directory: Path | str, *, end: pd.Timestamp | str | None = None, start: pd.Timestamp | str | None = None
+    ) -> Path:
         """Write ``<TICKER>.csv`` per instrument as downloaded on ``end`` (rows from ``start``); returns the folder."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
@@ -251,12 +282,17 @@ class Corpus:
     def manifest(self) -> dict:
         first = min(f["date"].iloc[0] for f in self.frames.values())
         last = max(f["date"].iloc[-1] for f in self.frames.values())
-        return {"seed": self.seed, "instruments": sorted(self.frames), "rows": self.rows,
-                "first_date": f"{first:%Y-%m-%d}", "last_date": f"{last:%Y-%m-%d}", "events": self.events}
+        return {
+            "seed": self.seed,
+            "instruments": sorted(self.frames),
+            "rows": self.rows,
+            "first_date": f"{first:%Y-%m-%d}",
+            "last_date": f"{last:%Y-%m-%d}",
+            "events": self.events,
+        }
 
 
-def build_corpus(n_instruments: int = 32, years: int = 20, seed: int = 1999,
-                 end: str = "2020-12-31") -> Corpus:
+def build_corpus(n_instruments: int = 32, years: int = 20, seed: int = 1999, end: str = "2020-12-31") -> Corpus:
     """``n_instruments`` synthetic instruments over the XNYS sessions of the ``years`` up to ``end``."""
     last = pd.Timestamp(end)
     dates = sessions("XNYS", last - pd.DateOffset(years=years) + pd.Timedelta(days=1), last)
@@ -267,28 +303,57 @@ def build_corpus(n_instruments: int = 32, years: int = 20, seed: int = 1999,
         rng = np.random.default_rng([seed, i])
         ticker = f"SYN{i:02d}"
         plan, price0 = _plan(n, i, rng)
-        frame = simulate(dates, plan, seed=int(rng.integers(2**31)), price0=price0,
-                         volume0=float(np.exp(rng.uniform(np.log(2e5), np.log(2e7)))),
-                         vol_scale=0.7 if i % 5 == 4 else 1.0)  # every fifth one an ETF-like, calmer instrument
+        frame = simulate(
+            dates,
+            plan,
+            seed=int(rng.integers(2**31)),
+            price0=price0,
+            volume0=float(np.exp(rng.uniform(np.log(2e5), np.log(2e7)))),
+            vol_scale=0.7 if i % 5 == 4 else 1.0,
+        )  # every fifth one an ETF-like, calmer instrument
         frames[ticker] = frame
         c = frame["close"].to_numpy()
         for j in plan.jumps:
-            events.append({"ticker": ticker, "date": f"{dates[j.index]:%Y-%m-%d}", "kind": "price_jump", "pct": j.pct, "gap": j.gap,
-                           "label": j.label})
+            events.append(
+                {
+                    "ticker": ticker,
+                    "date": f"{dates[j.index]:%Y-%m-%d}",
+                    "kind": "price_jump",
+                    "pct": j.pct,
+                    "gap": j.gap,
+                    "label": j.label,
+                }
+            )
         for s in plan.splits:
-            events.append({"ticker": ticker, "date": f"{dates[s.index]:%Y-%m-%d}", "kind": "split", "ratio": float(s.ratio),
-                           "ratio_text": ratio_text(s.ratio), "declared": s.declared})
+            events.append(
+                {
+                    "ticker": ticker,
+                    "date": f"{dates[s.index]:%Y-%m-%d}",
+                    "kind": "split",
+                    "ratio": float(s.ratio),
+                    "ratio_text": ratio_text(s.ratio),
+                    "declared": s.declared,
+                }
+            )
         for k, _ in plan.dividends:
-            events.append({"ticker": ticker, "date": f"{dates[k]:%Y-%m-%d}", "kind": "dividend",
-                           "amount": float(frame["dividend_amount"].iloc[k]), "close_before": float(c[k - 1])})
+            events.append(
+                {
+                    "ticker": ticker,
+                    "date": f"{dates[k]:%Y-%m-%d}",
+                    "kind": "dividend",
+                    "amount": float(frame["dividend_amount"].iloc[k]),
+                    "close_before": float(c[k - 1]),
+                }
+            )
         for k in plan.zero_volume:
             events.append({"ticker": ticker, "date": f"{dates[k]:%Y-%m-%d}", "kind": "zero_volume"})
     events.sort(key=lambda e: (e["ticker"], e["date"]))
     return Corpus(frames, events, seed)
 
 
-def write_corpus(directory: Path | str, n_instruments: int = 32, years: int = 20, seed: int = 1999,
-                 end: str = "2020-12-31") -> dict:
+def write_corpus(
+    directory: Path | str, n_instruments: int = 32, years: int = 20, seed: int = 1999, end: str = "2020-12-31"
+) -> dict:
     """Write the whole corpus (one AV file per instrument, as downloaded on ``end``) and ``manifest.json`` next to
     the folder's files; returns the manifest."""
     corpus = build_corpus(n_instruments, years, seed, end)

@@ -39,27 +39,60 @@ class IngestConfig(_Section):
     stale_run: int = Field(5, ge=2, description="this many identical consecutive closes (OHLC flat) = stale series")
     zero_volume_run: int = Field(5, ge=2, description="this many consecutive zero-volume bars = rejected")
     jump_warn: float = Field(0.25, gt=0, description="|adjusted return| above this is a warning (a real move)")
-    split_tolerance: float = Field(0.015, gt=0, description="relative distance within which an open gap or an "
-                                   "adjustment-factor step matches a split ratio")
-    split_window: int = Field(20, ge=2, description="sessions before and after a jump whose medians give the volume "
-                              "and day-range levels a split is judged on")
-    split_level_sessions: int = Field(10, ge=1, description="sessions after a jump whose median close must stay at "
-                                      "the split's new level (no reversion)")
-    split_range_factor: float = Field(3.0, gt=1, description="a split day's range around its open is at most this "
-                                      "times the median of the sessions before (an ordinary day)")
-    split_volume_tolerance: float = Field(0.5, gt=0, lt=1, description="the median log volume after a split must "
-                                          "shift by -log(price ratio) within this fraction of it (at least 0.15), and "
-                                          "the later half of the window by at least half of it (persistent)")
-    split_spike_factor: float = Field(3.0, gt=1, description="a split day's volume is at most this times the higher "
-                                      "of the volume level before and the level the split leads to (a news day "
-                                      "spikes)")
-    split_level_tolerance: float = Field(0.1, gt=0, description="log distance of the median close after a jump from "
-                                         "the split's new level (also at most half the log ratio)")
-    split_evidence_common: int = Field(2, ge=0, le=3, description="supporting signs (ordinary day range, no volume "
-                                       "spike, volume shift) a jump at a common split ratio (2:1, 3:2, 3:1, 4:1, 1:5, "
-                                       "1:10, 1:20) needs to be taken for an unadjusted split")
-    split_evidence_rare: int = Field(3, ge=0, le=3, description="supporting signs a jump at any other split ratio "
-                                     "(5:4, 4:3, 4:5, 3:4, ...) needs")
+    split_tolerance: float = Field(
+        0.015,
+        gt=0,
+        description="relative distance within which an open gap or an adjustment-factor step matches a split ratio",
+    )
+    split_window: int = Field(
+        20,
+        ge=2,
+        description="sessions before and after a jump whose medians give the volume "
+        "and day-range levels a split is judged on",
+    )
+    split_level_sessions: int = Field(
+        10,
+        ge=1,
+        description="sessions after a jump whose median close must stay at the split's new level (no reversion)",
+    )
+    split_range_factor: float = Field(
+        3.0,
+        gt=1,
+        description="a split day's range around its open is at most this "
+        "times the median of the sessions before (an ordinary day)",
+    )
+    split_volume_tolerance: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="the median log volume after a split must "
+        "shift by -log(price ratio) within this fraction of it (at least 0.15), and "
+        "the later half of the window by at least half of it (persistent)",
+    )
+    split_spike_factor: float = Field(
+        3.0,
+        gt=1,
+        description="a split day's volume is at most this times the higher "
+        "of the volume level before and the level the split leads to (a news day "
+        "spikes)",
+    )
+    split_level_tolerance: float = Field(
+        0.1,
+        gt=0,
+        description="log distance of the median close after a jump from "
+        "the split's new level (also at most half the log ratio)",
+    )
+    split_evidence_common: int = Field(
+        2,
+        ge=0,
+        le=3,
+        description="supporting signs (ordinary day range, no volume "
+        "spike, volume shift) a jump at a common split ratio (2:1, 3:2, 3:1, 4:1, 1:5, "
+        "1:10, 1:20) needs to be taken for an unadjusted split",
+    )
+    split_evidence_rare: int = Field(
+        3, ge=0, le=3, description="supporting signs a jump at any other split ratio (5:4, 4:3, 4:5, 3:4, ...) needs"
+    )
     range_factor: float = Field(5.0, gt=1, description="prices beyond stored max*f or min/f are out of range")
     conflict_rtol: float = Field(1e-6, ge=0, description="relative tolerance for raw values vs stored values")
     drift_ks_warn: float = Field(0.3, gt=0, le=1, description="KS statistic of returns vs stored data that warns")
@@ -141,8 +174,12 @@ class ModelConfig(_Section):
     blessing: BlessingSection = BlessingSection()
     tune: TuneConfig = TuneConfig()
     baselines: bool = Field(True, description="evaluate LightGBM and rule baselines on the same windows")
-    torch_threads: int = Field(1, ge=0, description="torch intra-op threads per training process (0: torch's "
-                               "default, one per core); results are bit-identical only at the same count")
+    torch_threads: int = Field(
+        1,
+        ge=0,
+        description="torch intra-op threads per training process (0: torch's "
+        "default, one per core); results are bit-identical only at the same count",
+    )
 
 
 class Settings(BaseSettings):
@@ -226,8 +263,11 @@ def _yaml_marks(path: Path) -> tuple[dict[tuple[str, ...], int], str | None]:
     if root is None:
         return {}, None
     if not isinstance(root, yaml.MappingNode):
-        return {}, f"{path}: line {root.start_mark.line + 1}: the file must be a mapping of sections (e.g. " \
-                   f"`model:` or `ingest:`), got a {root.tag.rsplit(':', 1)[-1]}"
+        return (
+            {},
+            f"{path}: line {root.start_mark.line + 1}: the file must be a mapping of sections (e.g. "
+            f"`model:` or `ingest:`), got a {root.tag.rsplit(':', 1)[-1]}",
+        )
     marks: dict[tuple[str, ...], int] = {}
 
     def walk(node, prefix: tuple[str, ...]) -> None:

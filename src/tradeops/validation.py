@@ -55,12 +55,14 @@ def validate_bars(bars: pd.DataFrame, *, ticker: str | None = None) -> None:
     idx = bars.index
     check_trading_index(idx, who, "bars")
     check_value_columns(bars, _PRICE_COLUMNS, who, rule="prices > 0", strictly_positive=True)
-    check_value_columns(bars, [c for c in BAR_COLUMNS if c not in _PRICE_COLUMNS], who, rule="volume >= 0",
-                        strictly_positive=False)
+    check_value_columns(
+        bars, [c for c in BAR_COLUMNS if c not in _PRICE_COLUMNS], who, rule="volume >= 0", strictly_positive=False
+    )
 
 
-def check_value_columns(bars: pd.DataFrame, columns: Sequence[str], who: str, *, rule: str,
-                        strictly_positive: bool = True) -> None:
+def check_value_columns(
+    bars: pd.DataFrame, columns: Sequence[str], who: str, *, rule: str, strictly_positive: bool = True
+) -> None:
     """Raise ``ValueError`` naming column, date and rule unless each column is numeric, finite and > 0
     (``>= 0`` when ``strictly_positive`` is False)."""
     idx = bars.index

@@ -11,13 +11,13 @@ import logging
 import traceback
 from datetime import date
 
-import avserver
 import httpx
 import numpy as np
 import pandas as pd
 import pytest
-from avserver import FIXTURES, Reply, av_server  # noqa: F401 (av_server is a pytest fixture)
 
+import avserver
+from avserver import FIXTURES, Reply, av_server  # noqa: F401 (av_server is a pytest fixture)
 from tradeops.config import ALPHAVANTAGE_KEY_ENV, Settings
 from tradeops.data.alphavantage import (
     ADJUSTED_HEADER,
@@ -64,8 +64,13 @@ def test_csv_answer_is_passed_through_and_parses(av_server):
     assert raw.declared_size == len(raw.content)
     assert raw.location.endswith("apikey=***") and "symbol=IBM" in raw.location
     [req] = av_server.requests
-    assert req == {"function": "TIME_SERIES_DAILY_ADJUSTED", "symbol": "IBM", "outputsize": "full",
-                   "datatype": "csv", "apikey": KEY}
+    assert req == {
+        "function": "TIME_SERIES_DAILY_ADJUSTED",
+        "symbol": "IBM",
+        "outputsize": "full",
+        "datatype": "csv",
+        "apikey": KEY,
+    }
 
     parsed = parse_raw(raw)
     assert_no_errors(parsed)
@@ -117,18 +122,34 @@ def test_json_answer_is_converted_to_the_csv_layout(av_server):
 
 
 def test_daily_json_answer_uses_the_daily_layout(av_server):
-    body = {"Meta Data": {"2. Symbol": "ibm"}, "Time Series (Daily)": {
-        "2024-03-07": {"1. open": "140.2", "2. high": "141.04", "3. low": "137.55", "4. close": "138.29",
-                       "5. volume": "4763800"},
-        "2024-03-08": {"1. open": "137.86", "2. high": "140.01", "3. low": "137.58", "4. close": "139.71",
-                       "5. volume": "7233967"}}}
+    body = {
+        "Meta Data": {"2. Symbol": "ibm"},
+        "Time Series (Daily)": {
+            "2024-03-07": {
+                "1. open": "140.2",
+                "2. high": "141.04",
+                "3. low": "137.55",
+                "4. close": "138.29",
+                "5. volume": "4763800",
+            },
+            "2024-03-08": {
+                "1. open": "137.86",
+                "2. high": "140.01",
+                "3. low": "137.58",
+                "4. close": "139.71",
+                "5. volume": "7233967",
+            },
+        },
+    }
     av_server.script({"IBM": [Reply(body=json.dumps(body).encode())]})
     [raw] = make_source(av_server.url, function="TIME_SERIES_DAILY", datatype="json").fetch(["IBM"], {})
 
     assert av_server.requests[0]["function"] == "TIME_SERIES_DAILY"
-    assert raw.content.decode().splitlines() == [",".join(DAILY_HEADER),
-                                                 "2024-03-08,137.86,140.01,137.58,139.71,7233967",
-                                                 "2024-03-07,140.2,141.04,137.55,138.29,4763800"]
+    assert raw.content.decode().splitlines() == [
+        ",".join(DAILY_HEADER),
+        "2024-03-08,137.86,140.01,137.58,139.71,7233967",
+        "2024-03-07,140.2,141.04,137.55,138.29,4763800",
+    ]
     parsed = parse_raw(raw)
     assert_no_errors(parsed)
     assert parsed.layout == "alphavantage_daily" and len(parsed.frame) == 2
@@ -250,9 +271,16 @@ def test_json_for_another_symbol_is_wrong_ticker(av_server):
     assert exc.value.rule == "wrong_ticker" and exc.value.ticker == "MSFT" and "'IBM'" in str(exc.value)
 
 
-@pytest.mark.parametrize("body", [b'{"Meta Data": {"2. Symbol": "IBM"}}', b'{"Something": "else"}',
-                                  b'{"Time Series (Daily)": {"2024-03-08"', b'["IBM"]'],
-                         ids=["no-series", "other-keys", "truncated", "list"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"Meta Data": {"2. Symbol": "IBM"}}',
+        b'{"Something": "else"}',
+        b'{"Time Series (Daily)": {"2024-03-08"',
+        b'["IBM"]',
+    ],
+    ids=["no-series", "other-keys", "truncated", "list"],
+)
 def test_json_without_time_series_is_unexpected_body(av_server, body):
     av_server.script({"IBM": [Reply(body=body)]})
     with pytest.raises(SourceError) as exc:
@@ -261,9 +289,12 @@ def test_json_without_time_series_is_unexpected_body(av_server, body):
 
 
 def test_json_entry_missing_a_field_is_unexpected_body_naming_the_date(av_server):
-    body = {"Meta Data": {"2. Symbol": "IBM"},
-            "Time Series (Daily)": {"2024-03-08": {"1. open": "1", "2. high": "1", "3. low": "1",
-                                                   "5. adjusted close": "1"}}}
+    body = {
+        "Meta Data": {"2. Symbol": "IBM"},
+        "Time Series (Daily)": {
+            "2024-03-08": {"1. open": "1", "2. high": "1", "3. low": "1", "5. adjusted close": "1"}
+        },
+    }
     av_server.script({"IBM": [Reply(body=json.dumps(body).encode())]})
     with pytest.raises(SourceError, match=r"IBM: \[unexpected_body\] entry 2024-03-08 .*4\. close"):
         make_source(av_server.url, datatype="json").fetch(["IBM"], {})
@@ -274,14 +305,16 @@ def test_json_entry_missing_a_field_is_unexpected_body_naming_the_date(av_server
 
 def test_api_key_never_appears_in_errors_locations_repr_or_logs(av_server, caplog):
     caplog.set_level(logging.DEBUG)
-    av_server.script({
-        "IBM": ["throttle.json", "ibm_daily_adjusted.csv"],
-        "BADSYM": ["error.json"],
-        "SLOW": ["information.json", "information.json"],
-        "GONE": [Reply(body=f"no such key {KEY}".encode(), status=401, content_type="text/plain")],
-        "DOWN": [Reply(drop=True), Reply(drop=True)],
-        "JSON": [Reply(body=b'{"Meta Data": {"2. Symbol": "XYZ"}, "Time Series (Daily)": {}}')],
-    })
+    av_server.script(
+        {
+            "IBM": ["throttle.json", "ibm_daily_adjusted.csv"],
+            "BADSYM": ["error.json"],
+            "SLOW": ["information.json", "information.json"],
+            "GONE": [Reply(body=f"no such key {KEY}".encode(), status=401, content_type="text/plain")],
+            "DOWN": [Reply(drop=True), Reply(drop=True)],
+            "JSON": [Reply(body=b'{"Meta Data": {"2. Symbol": "XYZ"}, "Time Series (Daily)": {}}')],
+        }
+    )
     src = make_source(av_server.url, max_retries=1)
     [raw] = src.fetch(["IBM"], {})
     messages = [raw.location, repr(src), str(vars(src))]
@@ -311,8 +344,15 @@ def test_incremental_requests_compact_and_keeps_newer_rows_plus_one_overlap(av_s
     [raw] = make_source(av_server.url).fetch(["IBM"], {"IBM": date(2024, 2, 29)})
 
     assert av_server.requests[0]["outputsize"] == "compact"
-    assert csv_dates(raw.content) == ["2024-03-08", "2024-03-07", "2024-03-06", "2024-03-05", "2024-03-04",
-                                      "2024-03-01", "2024-02-29"]
+    assert csv_dates(raw.content) == [
+        "2024-03-08",
+        "2024-03-07",
+        "2024-03-06",
+        "2024-03-05",
+        "2024-03-04",
+        "2024-03-01",
+        "2024-02-29",
+    ]
     assert raw.declared_size is None  # the body was cut, Content-Length no longer describes it
     assert raw.content.startswith(IBM_CSV.read_bytes().splitlines(keepends=True)[0])
     parsed = parse_raw(raw)

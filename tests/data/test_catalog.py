@@ -50,10 +50,13 @@ def test_catalog_bars_versions_rows_sources_and_status(catalog, sample_home):
     status = bars["validation_status"]
     assert set(status) == set(SAMPLE_ROWS)
     assert {t: s["status"] for t, s in status.items()} == {
-        "AAPL": "accepted_with_warnings", "FB": "accepted_with_warnings", "GOOG": "accepted", "IBM": "accepted",
-        "MSFT": "accepted"}
-    assert all(s["report_id"] == report["report_id"] and s["errors"] == 0 and s["checked_at"]
-               for s in status.values())
+        "AAPL": "accepted_with_warnings",
+        "FB": "accepted_with_warnings",
+        "GOOG": "accepted",
+        "IBM": "accepted",
+        "MSFT": "accepted",
+    }
+    assert all(s["report_id"] == report["report_id"] and s["errors"] == 0 and s["checked_at"] for s in status.values())
     assert status["FB"]["warnings"] >= 1
     assert bars["lineage"] == []
 
@@ -68,13 +71,16 @@ def test_catalog_other_datasets(catalog):
     assert reports["sources"] == {t: ["sample"] for t in SAMPLE_ROWS}
 
 
-def test_catalog_shows_quarantine_and_latest_status_after_a_rejection(sample_home, copy_home, lake_of, tradeops,
-                                                                      tmp_path, write_bars, ibm_300):
+def test_catalog_shows_quarantine_and_latest_status_after_a_rejection(
+    sample_home, copy_home, lake_of, tradeops, tmp_path, write_bars, ibm_300
+):
     home = copy_home(sample_home[0], tmp_path / "home")
     bad = ibm_300.copy()
     bad.loc[10, "Close"] = "oops"
-    assert tradeops(home, "ingest", "--source", "csv", "--path",
-                    write_bars(bad, tmp_path / "in", "IBM").parent).exit_code == 1
+    assert (
+        tradeops(home, "ingest", "--source", "csv", "--path", write_bars(bad, tmp_path / "in", "IBM").parent).exit_code
+        == 1
+    )
     cat = build_catalog(lake_of(home))
     bars = _ds(cat, st.BARS)
     assert bars["current_version"] == 0 and bars["validation_status"]["IBM"]["status"] == "quarantined"

@@ -31,10 +31,26 @@ def _env(extra: dict[str, str] | None = None, config: Path | None = None) -> dic
 
 def _start(home: Path, directory: Path, fault: str | None = None) -> subprocess.Popen:
     """``python -m tradeops.cli.main --home HOME ingest --source csv --path DIR --json`` in its own process."""
-    argv = [sys.executable, "-m", "tradeops.cli.main", "--home", str(home), "ingest", "--source", "csv", "--path",
-            str(directory), "--json"]
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env({"TRADEOPS_FAULT_AT": fault} if fault else None))
+    argv = [
+        sys.executable,
+        "-m",
+        "tradeops.cli.main",
+        "--home",
+        str(home),
+        "ingest",
+        "--source",
+        "csv",
+        "--path",
+        str(directory),
+        "--json",
+    ]
+    return subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env({"TRADEOPS_FAULT_AT": fault} if fault else None),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +105,9 @@ def settings_of(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["same-ticker", "different-tickers"])
-def test_second_ingestion_while_one_runs_exits_1_naming_it(case, prepared, copy_home, tmp_path, tradeops, lake_of,
-                                                         settings_of, monkeypatch, write_bars, ibm_300, msft_300):
+def test_second_ingestion_while_one_runs_exits_1_naming_it(
+    case, prepared, copy_home, tmp_path, tradeops, lake_of, settings_of, monkeypatch, write_bars, ibm_300, msft_300
+):
     """A (a thread, held at the step before its bars commit) owns the lock; B (the CLI) must fail fast, naming A."""
     home = copy_home(prepared, tmp_path / "home")
     a_dir, b_dir, a_rows, b_rows = _inputs(tmp_path, write_bars, ibm_300, msft_300, case)
@@ -104,8 +121,9 @@ def test_second_ingestion_while_one_runs_exits_1_naming_it(case, prepared, copy_
     monkeypatch.setattr(ingest_mod, "fault_point", hold)
     settings = settings_of(home)
     done: dict = {}
-    a = threading.Thread(name="writer-a", target=lambda: done.update(
-        report=ingest_mod.ingest(CsvSource(a_dir), settings)))
+    a = threading.Thread(
+        name="writer-a", target=lambda: done.update(report=ingest_mod.ingest(CsvSource(a_dir), settings))
+    )
     a.start()
     try:
         assert reached.wait(60), "writer A never reached its bars commit"
@@ -129,8 +147,7 @@ def test_second_ingestion_while_one_runs_exits_1_naming_it(case, prepared, copy_
     _assert_consistent(home, lake)
 
 
-def test_racing_ingestion_processes_lose_no_rows(prepared, copy_home, tmp_path, lake_of, write_bars, ibm_300,
-                                                 msft_300):
+def test_racing_ingestion_processes_lose_no_rows(prepared, copy_home, tmp_path, lake_of, write_bars, ibm_300, msft_300):
     """Regression: two ``ingest`` processes on one ticker; the loser restored bars over the winner's commit."""
     home = copy_home(prepared, tmp_path / "home")
     a_dir, b_dir, a_rows, b_rows = _inputs(tmp_path, write_bars, ibm_300, msft_300, "same-ticker")
@@ -162,8 +179,9 @@ def test_lock_held_in_process_refuses_a_second_writer_thread(tmp_path):
         pass
 
 
-def test_failing_run_never_restores_over_a_version_it_did_not_write(prepared, copy_home, tmp_path, lake_of,
-                                                                    settings_of, monkeypatch, write_bars, ibm_300):
+def test_failing_run_never_restores_over_a_version_it_did_not_write(
+    prepared, copy_home, tmp_path, lake_of, settings_of, monkeypatch, write_bars, ibm_300
+):
     """Regression: a failing run restored bars to its own starting version, erasing rows committed meanwhile."""
     home = copy_home(prepared, tmp_path / "home")
     lake = lake_of(home)

@@ -27,12 +27,20 @@ def make_bars(close, *, dates=None, volume=None, adj_close=None, spread=0.01) ->
     c = np.asarray(close, dtype="float64")
     n = len(c)
     d = pd.DatetimeIndex(dates) if dates is not None else MARCH_2021[:n]
-    df = pd.DataFrame({
-        "row": np.arange(1, n + 1), "date": d, "open": c, "high": c * (1 + spread), "low": c * (1 - spread),
-        "close": c, "volume": np.full(n, 1e6) if volume is None else np.asarray(volume, dtype="float64"),
-        "adj_close": c if adj_close is None else np.asarray(adj_close, dtype="float64"),
-        "dividend": np.nan, "split_coefficient": np.nan,
-    })
+    df = pd.DataFrame(
+        {
+            "row": np.arange(1, n + 1),
+            "date": d,
+            "open": c,
+            "high": c * (1 + spread),
+            "low": c * (1 - spread),
+            "close": c,
+            "volume": np.full(n, 1e6) if volume is None else np.asarray(volume, dtype="float64"),
+            "adj_close": c if adj_close is None else np.asarray(adj_close, dtype="float64"),
+            "dividend": np.nan,
+            "split_coefficient": np.nan,
+        }
+    )
     return adjust(df)
 
 
@@ -47,15 +55,18 @@ def test_contract_holds_for_good_bars():
     assert validate_contract("T", make_bars([10, 11, 12, 11.5, 11.8]), TODAY) == []
 
 
-@pytest.mark.parametrize("column,value,rule", [
-    ("close", 0.0, "price_positive"),
-    ("low", -1.0, "price_positive"),
-    ("adj_close", -3.0, "price_positive"),
-    ("volume", -5.0, "volume_non_negative"),
-    ("high", 11.0, "high_ge_open_close"),  # row 3: open = close = 12
-    ("low", 12.5, "low_le_open_close"),
-    ("close", np.nan, "not_nullable"),
-])
+@pytest.mark.parametrize(
+    "column,value,rule",
+    [
+        ("close", 0.0, "price_positive"),
+        ("low", -1.0, "price_positive"),
+        ("adj_close", -3.0, "price_positive"),
+        ("volume", -5.0, "volume_non_negative"),
+        ("high", 11.0, "high_ge_open_close"),  # row 3: open = close = 12
+        ("low", 12.5, "low_le_open_close"),
+        ("close", np.nan, "not_nullable"),
+    ],
+)
 def test_contract_names_rule_row_and_date(column, value, rule):
     bars = make_bars([10, 11, 12, 11.5, 11.8])
     bars.loc[2, column] = value
@@ -109,11 +120,20 @@ def valid_bars(draw) -> pd.DataFrame:
     down = np.array(draw(st.lists(st.floats(0, 0.9), min_size=n, max_size=n)))
     vol = np.array(draw(st.lists(st.integers(0, 10**10), min_size=n, max_size=n)), dtype="float64")
     f = np.array(draw(st.lists(st.floats(0.01, 1.0), min_size=n, max_size=n)))
-    df = pd.DataFrame({
-        "row": np.arange(1, n + 1), "date": dates, "open": o, "high": np.maximum(o, c) * (1 + up),
-        "low": np.minimum(o, c) * (1 - down), "close": c, "volume": vol, "adj_close": c * f,
-        "dividend": np.nan, "split_coefficient": np.nan,
-    })
+    df = pd.DataFrame(
+        {
+            "row": np.arange(1, n + 1),
+            "date": dates,
+            "open": o,
+            "high": np.maximum(o, c) * (1 + up),
+            "low": np.minimum(o, c) * (1 - down),
+            "close": c,
+            "volume": vol,
+            "adj_close": c * f,
+            "dividend": np.nan,
+            "split_coefficient": np.nan,
+        }
+    )
     return adjust(df)
 
 
@@ -271,8 +291,9 @@ def test_calendar_missing_sessions_warn_and_long_gaps_reject():
     assert (f.rule, f.severity, f.date) == ("missing_sessions", "warning", "2021-03-08")
     assert summary["missing_sessions"] == 3 and summary["longest_gap"] == 2
     ten = pd.Series(MARCH_2021.delete(range(5, 15)))
-    assert [(f.rule, f.severity) for f in calendar_findings("T", ten, "XNYS", 10)[0]] == [("missing_sessions",
-                                                                                           "warning")]
+    assert [(f.rule, f.severity) for f in calendar_findings("T", ten, "XNYS", 10)[0]] == [
+        ("missing_sessions", "warning")
+    ]
     eleven = pd.Series(MARCH_2021.delete(range(5, 16)))
     (g,), summary = calendar_findings("T", eleven, "XNYS", 10)
     assert (g.rule, g.severity, g.date) == ("gap", "error", "2021-03-08") and summary["longest_gap"] == 11
@@ -349,12 +370,29 @@ def test_psi():
 # --- snap_split_ratio -------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("ratio,expected", [
-    (2.0, Fraction(2)), (2.02, Fraction(2)), (0.5, Fraction(1, 2)), (0.493, Fraction(1, 2)), (1.5, Fraction(3, 2)),
-    (3.0, Fraction(3)), (0.1, Fraction(1, 10)), (10.1, Fraction(10)), (1 / 7, Fraction(1, 7)), (100, Fraction(100)),
-    (1.0, None), (1.12, None), (2.1, None), (0.47, None), (0.0, None), (-2.0, None), (float("nan"), None),
-    (float("inf"), None),
-])
+@pytest.mark.parametrize(
+    "ratio,expected",
+    [
+        (2.0, Fraction(2)),
+        (2.02, Fraction(2)),
+        (0.5, Fraction(1, 2)),
+        (0.493, Fraction(1, 2)),
+        (1.5, Fraction(3, 2)),
+        (3.0, Fraction(3)),
+        (0.1, Fraction(1, 10)),
+        (10.1, Fraction(10)),
+        (1 / 7, Fraction(1, 7)),
+        (100, Fraction(100)),
+        (1.0, None),
+        (1.12, None),
+        (2.1, None),
+        (0.47, None),
+        (0.0, None),
+        (-2.0, None),
+        (float("nan"), None),
+        (float("inf"), None),
+    ],
+)
 def test_snap_split_ratio(ratio, expected):
     assert snap_split_ratio(ratio, 0.015) == expected
 
@@ -381,8 +419,9 @@ def test_rows_point_at_physical_lines_when_the_file_has_blank_lines():
     from tradeops.data.parse import parse_raw
     from tradeops.data.raw import RawFile
 
-    body = (b"Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-02,1,2,0.5,1.5,1.5,100\n\n"
-            b"2020-01-03,1,2,0.5,x,1.5,100\n")
+    body = (
+        b"Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-02,1,2,0.5,1.5,1.5,100\n\n2020-01-03,1,2,0.5,x,1.5,100\n"
+    )
     parsed = parse_raw(RawFile("T", body, "csv", "T.csv"))
     bad = [f for f in parsed.findings if f.rule == "non_numeric"]
     assert bad and bad[0].row == 3  # line 4 of the file, the third line after the header
@@ -392,6 +431,8 @@ def test_malformed_csv_names_the_row():
     from tradeops.data.parse import parse_raw
     from tradeops.data.raw import RawFile
 
-    body = b"Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-02,1,2,0.5,1.5,1.5,100\n2020-01-03,1,2,0.5,1.5,1.5,100,9\n"
+    body = (
+        b"Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-02,1,2,0.5,1.5,1.5,100\n2020-01-03,1,2,0.5,1.5,1.5,100,9\n"
+    )
     f = parse_raw(RawFile("T", body, "csv", "T.csv")).findings
     assert f[0].rule == "malformed_csv" and f[0].row == 2

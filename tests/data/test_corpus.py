@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from corpus import build_corpus
 
 N_INSTRUMENTS, YEARS = 32, 10
@@ -97,7 +98,6 @@ def test_reverse_split_applied_since_the_stored_download_is_not_out_of_range(tmp
     from fractions import Fraction
 
     from corpus import Plan, Split, av_csv, simulate
-
     from tradeops.data.clean import sessions
 
     dates = sessions("XNYS", pd.Timestamp("2005-01-03"), pd.Timestamp("2008-12-31"))
@@ -112,16 +112,27 @@ def test_reverse_split_applied_since_the_stored_download_is_not_out_of_range(tmp
     assert r.exit_code == 0, r.output[-2000:]
     (t,) = r.json()["tickers"]
     assert t["errors"] == []
-    assert [(e["date"], e["ratio_text"]) for e in t["events"] if e["type"] == "split"] == [(f"{dates[k]:%Y-%m-%d}",
-                                                                                              "1:20")]
+    assert [(e["date"], e["ratio_text"]) for e in t["events"] if e["type"] == "split"] == [
+        (f"{dates[k]:%Y-%m-%d}", "1:20")
+    ]
 
 
 def test_stats_on_basis_moves_the_stored_range_by_the_new_adjustment():
     from tradeops.data.quality import infer_stats, stats_on_basis
 
     d = pd.bdate_range("2021-03-01", periods=4)
-    stored = pd.DataFrame({"date": d[:3], "close": [2.0, 2.1, 2.2], "adj_close": [2.0, 2.1, 2.2],
-                           "adj_volume": [1e6] * 3, "open": 2.0, "high": 2.3, "low": 1.9, "volume": 1e6})
+    stored = pd.DataFrame(
+        {
+            "date": d[:3],
+            "close": [2.0, 2.1, 2.2],
+            "adj_close": [2.0, 2.1, 2.2],
+            "adj_volume": [1e6] * 3,
+            "open": 2.0,
+            "high": 2.3,
+            "low": 1.9,
+            "volume": 1e6,
+        }
+    )
     stats = infer_stats("T", stored)
     new = stored.assign(adj_close=stored["adj_close"] * 20)  # the same dates, now on a x20 basis
     moved = stats_on_basis(stats, new, stored)
@@ -161,10 +172,14 @@ def test_stored_duplicate_findings_count_only_accepted_files_of_other_tickers():
     from tradeops.data.raw import RawFile
 
     a, b = RawFile("AAA", b"same bytes\n", "csv", "a.csv"), RawFile("BBB", b"same bytes\n", "csv", "b.csv")
-    reports = pd.DataFrame({"ticker": ["OLD", "AAA", "QQQ"], "status": ["quarantined", "accepted_with_warnings",
-                                                                        "accepted"],
-                            "sha256": [a.sha256, a.sha256, "f" * 64],
-                            "created_at": pd.to_datetime(["2021-01-01", "2021-01-02", "2021-01-03"], utc=True)})
+    reports = pd.DataFrame(
+        {
+            "ticker": ["OLD", "AAA", "QQQ"],
+            "status": ["quarantined", "accepted_with_warnings", "accepted"],
+            "sha256": [a.sha256, a.sha256, "f" * 64],
+            "created_at": pd.to_datetime(["2021-01-01", "2021-01-02", "2021-01-03"], utc=True),
+        }
+    )
     stored = _accepted_sha256(reports)
     assert stored == {a.sha256: "AAA", "f" * 64: "QQQ"}  # a quarantined file is not stored data
     found = _stored_duplicate_findings([a, b, RawFile("CCC", b"", "csv", "c.csv")], stored)

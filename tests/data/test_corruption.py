@@ -43,7 +43,7 @@ def _csv(df: pd.DataFrame) -> bytes:
 
 
 def _insert_after(df: pd.DataFrame, i: int, row: pd.Series) -> pd.DataFrame:
-    return pd.concat([df.iloc[: i + 1], row.to_frame().T, df.iloc[i + 1:]], ignore_index=True)
+    return pd.concat([df.iloc[: i + 1], row.to_frame().T, df.iloc[i + 1 :]], ignore_index=True)
 
 
 def duplicated_date(d, _):
@@ -112,7 +112,7 @@ def stale_series(d, _):
 
 
 def zero_volume_run(d, _):
-    d.loc[I:I + 4, "Volume"] = "0"
+    d.loc[I : I + 4, "Volume"] = "0"
     return _csv(d)
 
 
@@ -166,13 +166,19 @@ def truncated_file(d, _):
 
 
 def html_page(d, _):
-    return (b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
-            b"<body><h1>502 Bad Gateway</h1></body></html>\n")
+    return (
+        b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+        b"<body><h1>502 Bad Gateway</h1></body></html>\n"
+    )
 
 
 def json_error_body(d, _):
-    return json.dumps({"Error Message": "Invalid API call. Please retry or visit the documentation "
-                                        "(https://www.alphavantage.co/documentation/) for TIME_SERIES_DAILY."}).encode()
+    return json.dumps(
+        {
+            "Error Message": "Invalid API call. Please retry or visit the documentation "
+            "(https://www.alphavantage.co/documentation/) for TIME_SERIES_DAILY."
+        }
+    ).encode()
 
 
 def utf16_file(d, _):
@@ -283,8 +289,9 @@ def test_at_least_fifteen_kinds_of_corruption():
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_corrupted_file_is_quarantined_and_stored_bars_are_untouched(case, prepared_home, tmp_path, tradeops,
-                                                                       copy_home, lake_of, ibm_300, msft_300):
+def test_corrupted_file_is_quarantined_and_stored_bars_are_untouched(
+    case, prepared_home, tmp_path, tradeops, copy_home, lake_of, ibm_300, msft_300
+):
     home = copy_home(prepared_home, tmp_path / "home")
     lake = lake_of(home)
     version_before = lake.version(st.BARS)

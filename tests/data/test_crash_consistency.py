@@ -31,8 +31,18 @@ def _killed_run(home: Path, directory: Path, marker: str) -> int:
     """``tradeops ingest`` in its own process, SIGKILLed by the fault hook at ``marker``; returns its pid."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEOPS_") and k != "ALPHAVANTAGE_API_KEY"}
     env |= {"TRADEOPS_CONFIG": str(home.parent / "no-config.yaml"), "TRADEOPS_FAULT_AT": marker}
-    argv = [sys.executable, "-m", "tradeops.cli.main", "--home", str(home), "ingest", "--source", "csv", "--path",
-            str(directory)]
+    argv = [
+        sys.executable,
+        "-m",
+        "tradeops.cli.main",
+        "--home",
+        str(home),
+        "ingest",
+        "--source",
+        "csv",
+        "--path",
+        str(directory),
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == -signal.SIGKILL, err
@@ -68,20 +78,50 @@ def reference(tmp_path_factory, prepared, copy_home, tradeops, inputs, lake_of) 
     assert result.exit_code == 1  # AAPL quarantined
     lake, rid = lake_of(home), result.json()["report_id"]
     reports, q = lake.read(st.REPORTS), lake.read(st.QUARANTINE)
-    return {"bars": lake.read_bars(), "stats": lake.read(st.STATS).sort_values("ticker").reset_index(drop=True),
-            "reports": reports.loc[reports["report_id"] == rid], "quarantine": q.loc[q["report_id"] == rid]}
+    return {
+        "bars": lake.read_bars(),
+        "stats": lake.read(st.STATS).sort_values("ticker").reset_index(drop=True),
+        "reports": reports.loc[reports["report_id"] == rid],
+        "quarantine": q.loc[q["report_id"] == rid],
+    }
 
 
-REPORT_COLUMNS = ["ticker", "status", "source", "location", "sha256", "bytes", "rows_in", "rows_written", "errors",
-                  "warnings", "findings_json"]
-QUARANTINE_COLUMNS = ["ticker", "date", "row", "open", "high", "low", "close", "volume", "adj_close", "rules",
-                      "reason", "payload_excerpt", "source", "location"]
+REPORT_COLUMNS = [
+    "ticker",
+    "status",
+    "source",
+    "location",
+    "sha256",
+    "bytes",
+    "rows_in",
+    "rows_written",
+    "errors",
+    "warnings",
+    "findings_json",
+]
+QUARANTINE_COLUMNS = [
+    "ticker",
+    "date",
+    "row",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "adj_close",
+    "rules",
+    "reason",
+    "payload_excerpt",
+    "source",
+    "location",
+]
 
 
 def _same_rows(got: pd.DataFrame, expected: pd.DataFrame, columns: list[str], key: str) -> None:
     """``got`` holds the rows an uninterrupted run writes (ids and times aside)."""
-    pd.testing.assert_frame_equal(got[columns].sort_values(key).reset_index(drop=True),
-                                  expected[columns].sort_values(key).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        got[columns].sort_values(key).reset_index(drop=True), expected[columns].sort_values(key).reset_index(drop=True)
+    )
 
 
 def _assert_consistent(home: Path, lake: st.Lake, reference: dict[str, pd.DataFrame]) -> None:
@@ -114,8 +154,9 @@ def _assert_consistent(home: Path, lake: st.Lake, reference: dict[str, pd.DataFr
 
 
 @pytest.mark.parametrize("marker", MARKERS)
-def test_ingestion_killed_at_a_step_is_repaired_by_the_next(marker, prepared, copy_home, tmp_path, tradeops,
-                                                            inputs, lake_of, reference):
+def test_ingestion_killed_at_a_step_is_repaired_by_the_next(
+    marker, prepared, copy_home, tmp_path, tradeops, inputs, lake_of, reference
+):
     home = copy_home(prepared, tmp_path / "home")
     lake = lake_of(home)
     killed_pid = _killed_run(home, inputs[1], marker)
@@ -124,9 +165,16 @@ def test_ingestion_killed_at_a_step_is_repaired_by_the_next(marker, prepared, co
     assert pending_repairs(lake, home / "reports")  # the pending report is seen
     # The catalog's table-only check: the bars commit is there but its validation rows (and stats) are not.
     needs = {n["action"] for n in tradeops(home, "catalog", "--json").json()["needs_repair"]}
-    assert needs == {"before_bars_commit": set(), "after_bars_commit": {"report_rows_missing", "stats_recomputed"},
-                     "after_stats": {"report_rows_missing"}, "after_quarantine": {"report_rows_missing"},
-                     "after_reports": set()}[marker]
+    assert (
+        needs
+        == {
+            "before_bars_commit": set(),
+            "after_bars_commit": {"report_rows_missing", "stats_recomputed"},
+            "after_stats": {"report_rows_missing"},
+            "after_quarantine": {"report_rows_missing"},
+            "after_reports": set(),
+        }[marker]
+    )
     assert json.loads(st.lock_path(home).read_text())["pid"] == killed_pid  # the kernel released its lock
 
     result = tradeops(home, "ingest", "--source", "csv", "--path", inputs[1], "--json")
@@ -156,8 +204,9 @@ def test_ingestion_killed_at_a_step_is_repaired_by_the_next(marker, prepared, co
     assert tradeops(home, "catalog", "--json").json()["needs_repair"] == []
 
 
-def test_report_lost_before_pending_reports_existed_is_recorded_once(prepared, copy_home, tmp_path, tradeops,
-                                                                      inputs, lake_of):
+def test_report_lost_before_pending_reports_existed_is_recorded_once(
+    prepared, copy_home, tmp_path, tradeops, inputs, lake_of
+):
     """Regression: after a kill right after the bars commit (old versions wrote the report last), bars v1 named a
     report with no JSON and no validation rows, and bar_stats stayed at v0 for good."""
     home = copy_home(prepared, tmp_path / "home")
@@ -189,8 +238,9 @@ def settings_of(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("marker", ["after_bars_commit", "after_stats", "after_quarantine"])
-def test_failing_write_undoes_its_own_bars_commit(marker, prepared, copy_home, tmp_path, inputs, lake_of,
-                                                  settings_of, monkeypatch, reference):
+def test_failing_write_undoes_its_own_bars_commit(
+    marker, prepared, copy_home, tmp_path, inputs, lake_of, settings_of, monkeypatch, reference
+):
     home = copy_home(prepared, tmp_path / "home")
     lake = lake_of(home)
     before = lake.read_bars()

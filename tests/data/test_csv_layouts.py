@@ -37,8 +37,10 @@ def test_alpha_vantage_fixture_is_newest_first(bars_fixtures):
     assert head[1].startswith("2003-06-30,") and head[2].startswith("2003-06-27,")
 
 
-@pytest.mark.parametrize("name,layout,order", [("av_daily_adjusted", "alphavantage_adjusted", "descending"),
-                                               ("yahoo_msft_2003", "yahoo", "ascending")])
+@pytest.mark.parametrize(
+    "name,layout,order",
+    [("av_daily_adjusted", "alphavantage_adjusted", "descending"), ("yahoo_msft_2003", "yahoo", "ascending")],
+)
 def test_layout_is_ingested_with_the_right_rows(layouts, msft_2003, name, layout, order):
     report, bars = layouts[name]
     (res,) = report["tickers"]
@@ -49,8 +51,14 @@ def test_layout_is_ingested_with_the_right_rows(layouts, msft_2003, name, layout
     assert [(e["date"], e["ratio_text"]) for e in res["events"]] == [("2003-02-18", "2:1")]
     assert bars["date"].is_monotonic_increasing
     assert bars["date"].tolist() == msft_2003["Date"].tolist()
-    for ours, theirs in (("open", "Open"), ("high", "High"), ("low", "Low"), ("close", "Close"),
-                         ("volume", "Volume"), ("adj_close", "Adj Close")):
+    for ours, theirs in (
+        ("open", "Open"),
+        ("high", "High"),
+        ("low", "Low"),
+        ("close", "Close"),
+        ("volume", "Volume"),
+        ("adj_close", "Adj Close"),
+    ):
         assert np.allclose(bars[ours], msft_2003[theirs], rtol=1e-12, atol=0), ours
 
 
@@ -74,8 +82,20 @@ def test_split_restates_volume_and_keeps_adjusted_close_continuous(layouts, name
 
 def test_both_layouts_store_the_same_adjusted_bars(layouts):
     (_, av), (_, yahoo) = layouts["av_daily_adjusted"], layouts["yahoo_msft_2003"]
-    cols = ["date", "open", "high", "low", "close", "volume", "adj_open", "adj_high", "adj_low", "adj_close",
-            "adj_volume", "split_ratio"]
+    cols = [
+        "date",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "adj_open",
+        "adj_high",
+        "adj_low",
+        "adj_close",
+        "adj_volume",
+        "split_ratio",
+    ]
     pd.testing.assert_frame_equal(av[cols], yahoo[cols], rtol=1e-12)
 
 
@@ -93,22 +113,32 @@ def test_alpha_vantage_dividend_column_is_kept(layouts):
 
 def _frame(**cols) -> pd.DataFrame:
     n = len(cols["close"])
-    df = pd.DataFrame({
-        "row": np.arange(1, n + 1),
-        "date": pd.bdate_range("2021-03-01", periods=n),
-        "open": cols["open"], "high": cols["high"], "low": cols["low"], "close": cols["close"],
-        "volume": cols["volume"], "adj_close": cols.get("adj_close", [np.nan] * n),
-        "dividend": cols.get("dividend", [np.nan] * n),
-        "split_coefficient": cols.get("split_coefficient", [np.nan] * n),
-    })
+    df = pd.DataFrame(
+        {
+            "row": np.arange(1, n + 1),
+            "date": pd.bdate_range("2021-03-01", periods=n),
+            "open": cols["open"],
+            "high": cols["high"],
+            "low": cols["low"],
+            "close": cols["close"],
+            "volume": cols["volume"],
+            "adj_close": cols.get("adj_close", [np.nan] * n),
+            "dividend": cols.get("dividend", [np.nan] * n),
+            "split_coefficient": cols.get("split_coefficient", [np.nan] * n),
+        }
+    )
     return df.astype({c: "float64" for c in df.columns if c not in ("row", "date")})
 
 
 # A 2:1 split on day 3 and a dividend worth 2 % on day 5: factor F = adj_close/close = .49, .49, .98, .98, 1.
 FACTOR = np.array([0.49, 0.49, 0.98, 0.98, 1.0])
-HAND = dict(open=[100.0, 101.0, 51.0, 50.5, 50.0], high=[102.0, 103.0, 52.0, 51.0, 50.8],
-            low=[99.0, 100.0, 50.0, 49.5, 49.0], close=[101.0, 102.0, 51.5, 50.0, 50.5],
-            volume=[1000.0, 1100.0, 2400.0, 2000.0, 1800.0])
+HAND = dict(
+    open=[100.0, 101.0, 51.0, 50.5, 50.0],
+    high=[102.0, 103.0, 52.0, 51.0, 50.8],
+    low=[99.0, 100.0, 50.0, 49.5, 49.0],
+    close=[101.0, 102.0, 51.5, 50.0, 50.5],
+    volume=[1000.0, 1100.0, 2400.0, 2000.0, 1800.0],
+)
 
 
 def test_adjust_formula_on_a_hand_made_frame():
@@ -127,8 +157,12 @@ def test_adjust_formula_on_a_hand_made_frame():
 def test_adjust_uses_the_split_coefficient_when_the_source_has_one():
     # Alpha Vantage: a 3:1 split on day 4 declared by split_coefficient, prices already adjusted consistently.
     f = np.array([1 / 3, 1 / 3, 1 / 3, 1.0, 1.0])
-    df = _frame(**HAND, adj_close=list(np.array(HAND["close"]) * f), split_coefficient=[1, 1, 1, 3, 1],
-                dividend=[0, 0, 0, 0, 0.1])
+    df = _frame(
+        **HAND,
+        adj_close=list(np.array(HAND["close"]) * f),
+        split_coefficient=[1, 1, 1, 3, 1],
+        dividend=[0, 0, 0, 0, 0.1],
+    )
     out = adjust(df)
     assert out["split_ratio"].tolist() == [1.0, 1.0, 1.0, 3.0, 1.0]
     assert np.allclose(out["adj_volume"], np.array(HAND["volume"]) * [3, 3, 3, 1, 1])

@@ -71,7 +71,9 @@ def test_aapl_splits_are_recognised_and_the_adjusted_series_is_continuous(sample
     aapl = _ticker(report, "AAPL")
     splits = [e for e in aapl["events"] if e["type"] == "split"]
     assert [(e["date"], e["ratio"], e["ratio_text"]) for e in splits] == [
-        ("2000-06-21", 2.0, "2:1"), ("2005-02-28", 2.0, "2:1")]
+        ("2000-06-21", 2.0, "2:1"),
+        ("2005-02-28", 2.0, "2:1"),
+    ]
     bars = lake_of(home).read_bars(["AAPL"])
     for day in ("2000-06-21", "2005-02-28"):
         raw = _returns_on(bars, day, "close")
@@ -160,8 +162,9 @@ def test_previous_version_stays_readable_after_a_change(tmp_path, tradeops, lake
     assert all(h["source"] == "csv" and h["operation"] == "ingest" for h in history)
 
 
-def test_mixed_batch_stores_the_good_ticker_and_keeps_the_bad_one(tmp_path, tradeops, lake_of, write_bars,
-                                                                 ibm_300, msft_300):
+def test_mixed_batch_stores_the_good_ticker_and_keeps_the_bad_one(
+    tmp_path, tradeops, lake_of, write_bars, ibm_300, msft_300
+):
     home = tmp_path / "home"
     good = tmp_path / "good"
     write_bars(ibm_300.iloc[:250], good, "IBM")
@@ -219,15 +222,15 @@ def test_new_dividend_readjusts_stored_history_without_conflict(tmp_path, tradeo
         assert np.array_equal(old[c], before[c])
 
 
-def test_new_dividend_in_an_overlapping_increment_rebases_older_rows(tmp_path, tradeops, lake_of, write_bars,
-                                                                     ibm_300):
+def test_new_dividend_in_an_overlapping_increment_rebases_older_rows(tmp_path, tradeops, lake_of, write_bars, ibm_300):
     home = tmp_path / "home"
     assert _ingest_csv(tradeops, home, write_bars(ibm_300.iloc[:250], tmp_path / "a", "IBM").parent).exit_code == 0
     lake = lake_of(home)
     before = lake.read_bars(["IBM"])
     # An increment overlapping the last 20 stored bars, adjusted for a dividend the stored bars predate.
-    result = _ingest_csv(tradeops, home,
-                         write_bars(_scaled_adj(ibm_300.iloc[230:], 0.98), tmp_path / "b", "IBM").parent)
+    result = _ingest_csv(
+        tradeops, home, write_bars(_scaled_adj(ibm_300.iloc[230:], 0.98), tmp_path / "b", "IBM").parent
+    )
     assert result.exit_code == 0, result.output
     res = _ticker(result.json(), "IBM")
     assert res["errors"] == [] and res["rows_new"] == 50
@@ -289,8 +292,9 @@ def test_unordered_file_is_sorted_with_a_warning(tmp_path, tradeops, lake_of, wr
 def test_three_missing_sessions_are_a_warning_and_not_filled(tmp_path, tradeops, lake_of, write_bars, ibm_300):
     dropped = [100, 101, 150]  # 2000-07-24, 2000-07-25, 2000-10-02
     days = pd.to_datetime(ibm_300.loc[dropped, "Date"])
-    result = _ingest_csv(tradeops, tmp_path / "home",
-                         write_bars(ibm_300.drop(index=dropped), tmp_path / "m", "IBM").parent)
+    result = _ingest_csv(
+        tradeops, tmp_path / "home", write_bars(ibm_300.drop(index=dropped), tmp_path / "m", "IBM").parent
+    )
     assert result.exit_code == 0, result.output
     res = _ticker(result.json(), "IBM")
     assert res["status"] == "accepted_with_warnings"
@@ -316,8 +320,7 @@ def test_fifteen_consecutive_missing_sessions_are_a_gap_error(tmp_path, tradeops
 # --- regressions: each test is named after what broke ---------------------------------------------------------------
 
 
-def test_contiguous_increment_leaves_stored_adjusted_prices_alone(tmp_path, tradeops, lake_of, write_bars,
-                                                                  ibm_300):
+def test_contiguous_increment_leaves_stored_adjusted_prices_alone(tmp_path, tradeops, lake_of, write_bars, ibm_300):
     home = tmp_path / "home"
     assert _ingest_csv(tradeops, home, write_bars(ibm_300.iloc[:250], tmp_path / "a", "IBM").parent).exit_code == 0
     lake = lake_of(home)

@@ -14,8 +14,8 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 import pytest
-from corpus import Jump, Plan, Split, av_csv, simulate
 
+from corpus import Jump, Plan, Split, av_csv, simulate
 from tradeops.config import IngestConfig
 from tradeops.data.clean import adjust, sessions, snap_split_ratio
 from tradeops.data.parse import parse_raw
@@ -77,18 +77,22 @@ def test_true_unadjusted_split_is_rejected(ratio, label):
 def test_unadjusted_common_split_is_rejected_in_a_restless_instrument(ratio, seed):
     """Volatility regimes and a drifting volume level: a common ratio needs two of the three signs."""
     day = "2008-03-17"
-    findings, _ = check_anomalies("T", _bars(_frame(Plan(splits=[Split(_at(day), ratio, declared=False)]),
-                                                    seed=seed)), CFG)
+    findings, _ = check_anomalies(
+        "T", _bars(_frame(Plan(splits=[Split(_at(day), ratio, declared=False)]), seed=seed)), CFG
+    )
     assert _only_jump(findings, day).rule == "unadjusted_split"
 
 
 def test_true_split_evidence_measures_the_signature():
     day = "2008-03-17"
     bars = _bars(_frame(Plan(splits=[Split(_at(day), Fraction(2), declared=False)]), seed=0, steady=True))
-    a = {c: bars[c].to_numpy(dtype="float64") for c in ("adj_open", "adj_high", "adj_low", "adj_close", "adj_volume",
-                                                       "split_ratio")}
-    ev = split_evidence(_at(day), a["adj_open"], a["adj_high"], a["adj_low"], a["adj_close"], a["adj_volume"],
-                        a["split_ratio"], CFG)
+    a = {
+        c: bars[c].to_numpy(dtype="float64")
+        for c in ("adj_open", "adj_high", "adj_low", "adj_close", "adj_volume", "split_ratio")
+    }
+    ev = split_evidence(
+        _at(day), a["adj_open"], a["adj_high"], a["adj_low"], a["adj_close"], a["adj_volume"], a["split_ratio"], CFG
+    )
     assert ev.split == Fraction(1, 2) and ev.common and ev.is_split and ev.score == 3
     assert ev.gap == pytest.approx(0.5, rel=0.015)
     assert ev.volume_expected == pytest.approx(np.log(2))
@@ -102,8 +106,14 @@ def _flat(q: float, n: int = 60, k: int = 30) -> dict[str, np.ndarray]:
     """Hand-made adjusted bars: 100 with a +-1 % range and 1e6 shares a day; from bar ``k`` on prices x``q`` and the
     volume unchanged (so no volume shift), the day itself ordinary and quiet."""
     c = np.where(np.arange(n) < k, 100.0, 100.0 * q)
-    return {"adj_open": c, "adj_high": c * 1.01, "adj_low": c * 0.99, "adj_close": c, "adj_volume": np.full(n, 1e6),
-            "split_ratio": np.ones(n)}
+    return {
+        "adj_open": c,
+        "adj_high": c * 1.01,
+        "adj_low": c * 0.99,
+        "adj_close": c,
+        "adj_volume": np.full(n, 1e6),
+        "split_ratio": np.ones(n),
+    }
 
 
 def test_rare_ratio_needs_more_evidence_than_a_common_one():
@@ -137,7 +147,7 @@ def test_unadjusted_split_in_the_last_sessions_of_a_file_is_still_rejected():
 def test_unadjusted_split_on_the_first_bar_of_an_increment_is_judged_on_the_stored_bars():
     day = "2008-03-17"
     bars = _bars(_frame(Plan(splits=[Split(_at(day), Fraction(3, 2), declared=False)])))
-    stored, new = bars.iloc[:_at(day)].drop(columns="row"), bars.iloc[_at(day):].reset_index(drop=True)
+    stored, new = bars.iloc[: _at(day)].drop(columns="row"), bars.iloc[_at(day) :].reset_index(drop=True)
     findings, _ = check_anomalies("T", new, CFG, previous=stored)
     (f,) = _jumps(findings, day)
     assert f.rule == "unadjusted_split" and f.details["ratio_text"] == "3:2"
@@ -158,7 +168,7 @@ def test_declared_split_whose_adjusted_close_is_not_adjusted_is_rejected():
     assert events == [{"type": "split", "date": day, "ratio": 2.0, "ratio_text": "2:1"}]
 
 
-# --- real moves that only look like a ratio are accepted with a warning ------------------------------------------------
+# --- real moves that only look like a ratio are accepted with a warning -----------------------------------------------
 
 
 def _real_move(day: str, pct: float, gap: float, seed: int = 11):
@@ -219,7 +229,7 @@ def test_crash_on_the_last_bar_of_a_file_is_not_a_split():
     assert [f.rule for f in _jumps(findings, f"{DATES[-1]:%Y-%m-%d}")] == ["price_jump"]
 
 
-# --- adjusted splits stay events -------------------------------------------------------------------------------------
+# --- adjusted splits stay events --------------------------------------------------------------------------------------
 
 
 def test_reverse_1_10_split_with_its_coefficient_is_adjusted_and_reported():
@@ -233,7 +243,7 @@ def test_reverse_1_10_split_with_its_coefficient_is_adjusted_and_reported():
     assert abs(bars["adj_close"].iloc[i] / bars["adj_close"].iloc[i - 1] - 1) < 0.15  # adjusted does not
 
 
-# --- through the CLI ---------------------------------------------------------------------------------------------------
+# --- through the CLI --------------------------------------------------------------------------------------------------
 
 
 def test_cli_rejects_the_true_split_and_accepts_the_collapse(tmp_path, tradeops):
@@ -249,7 +259,8 @@ def test_cli_rejects_the_true_split_and_accepts_the_collapse(tmp_path, tradeops)
     assert [(e["rule"], e["date"]) for e in by["SPLT"]["errors"]] == [("unadjusted_split", split_day)]
     assert by["DROP"]["status"] == "accepted_with_warnings" and by["DROP"]["errors"] == []
     assert [(w["rule"], w["date"]) for w in by["DROP"]["warnings"] if w["rule"] == "price_jump"] == [
-        ("price_jump", crash_day)]
+        ("price_jump", crash_day)
+    ]
 
 
 def test_sample_aapl_crash_of_2000_09_29_stays_accepted(tmp_path, tradeops):

@@ -26,17 +26,37 @@ from tradeops.features.store import (
 )
 
 DATES = pd.bdate_range("2000-03-01", periods=400)
-_VALUES = ["open", "high", "low", "close", "volume", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume",
-           "dividend", "split_ratio"]
+_VALUES = [
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "adj_open",
+    "adj_high",
+    "adj_low",
+    "adj_close",
+    "adj_volume",
+    "dividend",
+    "split_ratio",
+]
 
 
 def _bars(ticker: str, start: int, n: int, seed: int, bump: float = 1.0) -> pd.DataFrame:
     """Synthetic daily bars of one ticker on sessions ``start .. start+n-1`` (a seeded random walk)."""
     rng = np.random.default_rng(seed)
-    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, len(DATES))))[start:start + n] * bump
-    df = pd.DataFrame({"ticker": ticker, "date": DATES[start:start + n], "open": close * 1.001,
-                       "high": close * 1.01, "low": close * 0.99, "close": close,
-                       "volume": 1e6 + rng.integers(0, 1000, len(DATES))[start:start + n].astype(float)})
+    close = 50 * np.exp(np.cumsum(rng.normal(0, 0.01, len(DATES))))[start : start + n] * bump
+    df = pd.DataFrame(
+        {
+            "ticker": ticker,
+            "date": DATES[start : start + n],
+            "open": close * 1.001,
+            "high": close * 1.01,
+            "low": close * 0.99,
+            "close": close,
+            "volume": 1e6 + rng.integers(0, 1000, len(DATES))[start : start + n].astype(float),
+        }
+    )
     for c in ("open", "high", "low", "close", "volume"):
         df[f"adj_{c}"] = df[c]
     df["dividend"], df["split_ratio"] = 0.0, 1.0

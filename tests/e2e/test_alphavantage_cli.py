@@ -8,18 +8,24 @@ KEY = "SECRETKEY123"
 
 
 def _env(server) -> dict[str, str]:
-    return {"TRADEOPS_ALPHAVANTAGE_BASE_URL": server.url, "ALPHAVANTAGE_API_KEY": KEY,
-            "TRADEOPS_ALPHAVANTAGE__BACKOFF_SECONDS": "0"}
+    return {
+        "TRADEOPS_ALPHAVANTAGE_BASE_URL": server.url,
+        "ALPHAVANTAGE_API_KEY": KEY,
+        "TRADEOPS_ALPHAVANTAGE__BACKOFF_SECONDS": "0",
+    }
 
 
 def test_ingest_ibm_msft_with_a_throttled_answer_that_succeeds_on_retry(av_server, tradeops, tmp_path):  # noqa: F811
     av_server.script({"IBM": ["throttle.json", "ibm_daily_adjusted.csv"], "MSFT": ["msft_daily_adjusted.csv"]})
-    r = tradeops(tmp_path / "h", "ingest", "--source", "alphavantage", "--tickers", "IBM,MSFT", "--json",
-                 env=_env(av_server))
+    r = tradeops(
+        tmp_path / "h", "ingest", "--source", "alphavantage", "--tickers", "IBM,MSFT", "--json", env=_env(av_server)
+    )
     assert r.exit_code == 0, r.output
     report = r.json()
     assert {t["ticker"]: t["status"] for t in report["tickers"]} == {
-        "IBM": "accepted_with_warnings", "MSFT": "accepted_with_warnings"}  # short history (47 rows) warns
+        "IBM": "accepted_with_warnings",
+        "MSFT": "accepted_with_warnings",
+    }  # short history (47 rows) warns
     msft = next(t for t in report["tickers"] if t["ticker"] == "MSFT")
     assert any(e["type"] == "split" and e["date"] == "2024-02-21" for e in msft["events"])
     assert len([q for q in av_server.requests if q["symbol"] == "IBM"]) == 2

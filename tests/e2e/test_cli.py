@@ -37,13 +37,17 @@ def test_no_arguments_shows_help(tradeops):
     assert result.exit_code in (0, 2) and "ingest" in result.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["ingest", "--source", "csv"], "--path DIR is required"),
-    (["ingest", "--source", "yahoo"], "yahoo"),
-    (["ingest", "--source", "sample", "--tickers", "IBM,ZZZZ"], "ZZZZ"),
-    (["ingest", "--bogus"], "--bogus"),
-    (["frobnicate"], "frobnicate"),
-], ids=["csv-without-path", "unknown-source", "unknown-sample-ticker", "unknown-option", "unknown-command"])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["ingest", "--source", "csv"], "--path DIR is required"),
+        (["ingest", "--source", "yahoo"], "yahoo"),
+        (["ingest", "--source", "sample", "--tickers", "IBM,ZZZZ"], "ZZZZ"),
+        (["ingest", "--bogus"], "--bogus"),
+        (["frobnicate"], "frobnicate"),
+    ],
+    ids=["csv-without-path", "unknown-source", "unknown-sample-ticker", "unknown-option", "unknown-command"],
+)
 def test_usage_errors_exit_2(tradeops, tmp_path, args, message):
     home = tmp_path / "home"
     result = tradeops(home, *args)
@@ -88,8 +92,17 @@ def test_invalid_configuration_exits_2_naming_the_field(tradeops, tmp_path):
 def test_config_file_is_applied(tradeops, tmp_path, bars_fixtures):
     cfg = tmp_path / "tradeops.yaml"
     cfg.write_text("ingest:\n  min_history_rows: 100\n")
-    result = tradeops(tmp_path / "home", "--config", cfg, "ingest", "--source", "csv", "--path",
-                      bars_fixtures / "yahoo_msft_2003", "--json")
+    result = tradeops(
+        tmp_path / "home",
+        "--config",
+        cfg,
+        "ingest",
+        "--source",
+        "csv",
+        "--path",
+        bars_fixtures / "yahoo_msft_2003",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     (res,) = result.json()["tickers"]
     assert res["status"] == "accepted" and res["warnings"] == []  # 188 bars >= 100: no short_history

@@ -29,8 +29,9 @@ def test_show_prints_the_vector_and_writes_a_png(home, tradeops, tmp_path):
     assert r.exit_code == 0, r.output
     assert "RSI" in r.stdout and "2010-06-01" in r.stdout
     assert Image.open(png).size == (15 * 8, 15 * 8)
-    j = tradeops(home, "features", "show", "IBM", "--date", "2010-06-01", "--preset", "cnn-ta", "--png", png,
-                 "--json").json()
+    j = tradeops(
+        home, "features", "show", "IBM", "--date", "2010-06-01", "--preset", "cnn-ta", "--png", png, "--json"
+    ).json()
     assert len(j["features"]) == 225 and j["date"] == "2010-06-01"
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-LAX = {"TRADEOPS_MODEL__BLESSING__MIN_MACRO_F1": "0", "TRADEOPS_MODEL__BLESSING__MIN_RECALL_BUY": "0",
-       "TRADEOPS_MODEL__BLESSING__MIN_RECALL_SELL": "0", "TRADEOPS_MODEL__BLESSING__MIN_NET_SHARPE": "-100"}
+LAX = {
+    "TRADEOPS_MODEL__BLESSING__MIN_MACRO_F1": "0",
+    "TRADEOPS_MODEL__BLESSING__MIN_RECALL_BUY": "0",
+    "TRADEOPS_MODEL__BLESSING__MIN_RECALL_SELL": "0",
+    "TRADEOPS_MODEL__BLESSING__MIN_NET_SHARPE": "-100",
+}
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +22,16 @@ def home(tmp_path_factory, tradeops):
 def test_train_prints_run_version_metrics_backtest_and_blessing(home, tradeops):
     r = tradeops(home, "train", "--preset", "cnn-ta", "--tickers", "IBM", "--epochs", "2", env=LAX)
     assert r.exit_code == 0, r.output
-    for text in ("model cnn-ta-IBM v", "run ", "macro-F1", "backtests", "buy_and_hold", "lightgbm", "blessing: BLESSED",
-                 "champion -> v"):
+    for text in (
+        "model cnn-ta-IBM v",
+        "run ",
+        "macro-F1",
+        "backtests",
+        "buy_and_hold",
+        "lightgbm",
+        "blessing: BLESSED",
+        "champion -> v",
+    ):
         assert text in r.stdout, text
     j = tradeops(home, "train", "--preset", "cnn-ta", "--tickers", "IBM", "--epochs", "2", "--json", env=LAX).json()
     assert {"run_id", "version", "summary", "decision", "evaluation"} <= set(j)
@@ -44,11 +56,35 @@ def test_usage_errors(home, tradeops, tmp_path):
 
 
 def test_walkforward_prints_the_paper_table(home, tradeops):
-    r = tradeops(home, "walkforward", "--preset", "cnn-ta", "--tickers", "IBM,MSFT", "--train-years", "3",
-                 "--test-years", "2011-2012", "--epochs", "2", "--mode", "paper")
+    r = tradeops(
+        home,
+        "walkforward",
+        "--preset",
+        "cnn-ta",
+        "--tickers",
+        "IBM,MSFT",
+        "--train-years",
+        "3",
+        "--test-years",
+        "2011-2012",
+        "--epochs",
+        "2",
+        "--mode",
+        "paper",
+    )
     assert r.exit_code == 0, r.output
-    for text in ("annualised return (paper fills)", "CNN-TA", "Buy&Hold", "LightGBM", "RSI 30/70", "SMA50 cross",
-                 "IBM", "MSFT", "confusion matrix", "4 folds"):
+    for text in (
+        "annualised return (paper fills)",
+        "CNN-TA",
+        "Buy&Hold",
+        "LightGBM",
+        "RSI 30/70",
+        "SMA50 cross",
+        "IBM",
+        "MSFT",
+        "confusion matrix",
+        "4 folds",
+    ):
         assert text in r.stdout, text
 
 

@@ -21,8 +21,12 @@ from mlflow.tracking import MlflowClient
 from tradeops.config import load_settings
 from tradeops.model import registry as reg
 
-LAX = {"TRADEOPS_MODEL__BLESSING__MIN_MACRO_F1": "0", "TRADEOPS_MODEL__BLESSING__MIN_RECALL_BUY": "0",
-       "TRADEOPS_MODEL__BLESSING__MIN_RECALL_SELL": "0", "TRADEOPS_MODEL__BLESSING__MIN_NET_SHARPE": "-100"}
+LAX = {
+    "TRADEOPS_MODEL__BLESSING__MIN_MACRO_F1": "0",
+    "TRADEOPS_MODEL__BLESSING__MIN_RECALL_BUY": "0",
+    "TRADEOPS_MODEL__BLESSING__MIN_RECALL_SELL": "0",
+    "TRADEOPS_MODEL__BLESSING__MIN_NET_SHARPE": "-100",
+}
 NAME = "cnn-ta-IBM"
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -35,8 +39,10 @@ def copy_home(src: Path, dst: Path) -> Path:
         for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
             for _, column, kind, *_ in db.execute(f"PRAGMA table_info('{table}')").fetchall():
                 if kind.upper().startswith(("VARCHAR", "TEXT")):
-                    db.execute(f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) WHERE "{column}" LIKE ?',
-                               (old, new, f"%{old}%"))
+                    db.execute(
+                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) WHERE "{column}" LIKE ?',
+                        (old, new, f"%{old}%"),
+                    )
     return dst
 
 
@@ -78,8 +84,9 @@ def add_version(home: Path, tags: dict[str, str]) -> str:
 
 def test_trained_version_records_complete_lineage_even_from_outside_the_checkout(home, tradeops):
     # Regression: trained from a directory outside the checkout, the model recorded git_commit "unknown".
-    head = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(CHECKOUT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     (model,) = tradeops(home, "models", "--json").json()
     (v1,) = model["versions"]
     assert v1["complete"] is True and v1["missing_tags"] == [] and v1["tags"][reg.COMPLETE_TAG] == "true"
@@ -134,25 +141,33 @@ def test_train_during_a_tracking_outage_fails_instead_of_skipping_the_champion(h
     # Regression: any error of the champion lookup counted as "no champion yet", so the candidate was blessed
     # without a comparison and auto-promoted. Also: a run orphaned by a killed training ends KILLED at the start.
     c = client(home)
-    orphan = c.create_run(c.get_experiment_by_name(reg.EXPERIMENT).experiment_id,
-                          tags={reg.PID_TAG: str(_dead_pid()), reg.HOST_TAG: socket.gethostname()}).info.run_id
+    orphan = c.create_run(
+        c.get_experiment_by_name(reg.EXPERIMENT).experiment_id,
+        tags={reg.PID_TAG: str(_dead_pid()), reg.HOST_TAG: socket.gethostname()},
+    ).info.run_id
 
     def outage(self, name, *args, **kwargs):
-        raise MlflowException(f"registered-models/get {name}: connection refused",
-                              error_code=TEMPORARILY_UNAVAILABLE)
+        raise MlflowException(f"registered-models/get {name}: connection refused", error_code=TEMPORARILY_UNAVAILABLE)
 
     with monkeypatch.context() as m:
         m.setattr(MlflowClient, "get_registered_model", outage)
         r = tradeops(home, "train", "--tickers", "IBM", "--epochs", "2", env=LAX)
     assert r.exit_code == 1, r.output
-    for text in ("cannot look up the champion of cnn-ta-IBM", "connection refused", "not registered",
-                 "no alias was changed"):
+    for text in (
+        "cannot look up the champion of cnn-ta-IBM",
+        "connection refused",
+        "not registered",
+        "no alias was changed",
+    ):
         assert text in r.stderr, text
     assert aliases(home) == {"champion": "1", "challenger": "1"}
     assert [v.version for v in c.search_model_versions(f"name='{NAME}'")] == [1]
     assert c.get_run(orphan).info.status == "KILLED"
-    failed = [run for run in c.search_runs([c.get_experiment_by_name(reg.EXPERIMENT).experiment_id])
-              if run.info.run_id != orphan and run.info.status != "FINISHED"]
+    failed = [
+        run
+        for run in c.search_runs([c.get_experiment_by_name(reg.EXPERIMENT).experiment_id])
+        if run.info.run_id != orphan and run.info.status != "FINISHED"
+    ]
     assert [run.info.status for run in failed] == ["FAILED"]
 
 
@@ -176,9 +191,24 @@ def test_train_killed_with_sigkill_leaves_a_run_the_next_start_marks_killed(home
     # Regression: `kill -9` during `train` left the MLflow run RUNNING forever.
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRADEOPS_")}
     env["TRADEOPS_CONFIG"] = str(tmp_path / "none.yaml")
-    proc = subprocess.Popen([sys.executable, "-m", "tradeops.cli.main", "--home", str(home), "train", "--tickers",
-                             "IBM", "--epochs", "200"], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tradeops.cli.main",
+            "--home",
+            str(home),
+            "train",
+            "--tickers",
+            "IBM",
+            "--epochs",
+            "200",
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     db = home / "mlflow.db"
     try:
         deadline = time.monotonic() + 120

@@ -228,8 +228,17 @@ def test_metrics_are_finite_on_a_random_path():
     sig = pd.Series(rng.choice(["BUY", "SELL", "HOLD"], n, p=[0.05, 0.05, 0.9]), index=bars.index, dtype=object)
     for mode in ("paper", "realistic"):
         m = backtest(bars, sig, mode=mode).metrics()
-        for key in ("total_return", "annualized_return", "sharpe", "max_drawdown", "trades_per_year", "win_rate",
-                    "exposure", "avg_trade_return", "final_equity"):
+        for key in (
+            "total_return",
+            "annualized_return",
+            "sharpe",
+            "max_drawdown",
+            "trades_per_year",
+            "win_rate",
+            "exposure",
+            "avg_trade_return",
+            "final_equity",
+        ):
             assert isinstance(m[key], float) and math.isfinite(m[key]), key
         assert m["n_trades"] > 5
         assert -1 < m["max_drawdown"] <= 0 and 0 <= m["exposure"] <= 1 and 0 <= m["win_rate"] <= 1

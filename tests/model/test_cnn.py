@@ -72,13 +72,23 @@ def test_recipes_resolve_to_the_documented_settings(data) -> None:
     paper = CNNClassifier(recipe="paper", epochs=1).fit(X, y)
     p = paper.recipe_params_
     assert (p["optimizer"], p["lr"], p["batch_size"], p["loss"], p["early_stopping"]) == (
-        "Adadelta", 1.0, 1024, "cross_entropy", None)
+        "Adadelta",
+        1.0,
+        1024,
+        "cross_entropy",
+        None,
+    )
     assert p["oversampled_counts"] == [int(np.bincount(y).max())] * 3
     assert paper.best_epoch_ == 1 and set(paper.history_[0]) == {"epoch", "train_loss"}  # no validation given
     default = CNNClassifier(epochs=1).fit(X, y, X_val, y_val)
     d = default.recipe_params_
     assert (d["optimizer"], d["lr"], d["weight_decay"], d["batch_size"], d["early_stopping"]) == (
-        "AdamW", 1e-3, 1e-4, 256, "val_macro_f1")
+        "AdamW",
+        1e-3,
+        1e-4,
+        256,
+        "val_macro_f1",
+    )
     np.testing.assert_allclose(d["class_weight"], len(y) / (3 * np.bincount(y)))
     assert CNNClassifier(recipe="paper")._resolve()["epochs"] == 200
     assert CNNClassifier()._resolve()["epochs"] == 100

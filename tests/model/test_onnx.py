@@ -69,7 +69,8 @@ def test_parity_failure_and_bad_inputs_are_errors(fitted) -> None:
     rng = np.random.default_rng(2)
     X = rng.uniform(size=(5, 1, SIDE, SIDE)).astype(np.float32)
     other = CNNClassifier(recipe="paper", epochs=1, seed=5).fit(
-        rng.uniform(size=(50, 1, SIDE, SIDE)).astype(np.float32), rng.choice(3, size=50))
+        rng.uniform(size=(50, 1, SIDE, SIDE)).astype(np.float32), rng.choice(3, size=50)
+    )
     with pytest.raises(ValueError, match="parity failed"):
         check_parity(other, predictor, X)  # a differently seeded network is not this graph
     with pytest.raises(ValueError, match="atol"):

@@ -15,7 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as hst
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as hst
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 from mlflow.tracking import MlflowClient
@@ -31,9 +33,17 @@ _names = itertools.count()
 
 def full_tags(**overrides: str) -> dict[str, str]:
     """The tags `train` registers a finished version with."""
-    tags = {"run_id": "r" * 32, "feature_set_version": "fs1", "git_commit": "abc", "tradeops_version": "0.1.0",
-            "bars_version": "0", "features_version": "0", "labels_version": "0", "blessed": "true",
-            reg.COMPLETE_TAG: "true"}
+    tags = {
+        "run_id": "r" * 32,
+        "feature_set_version": "fs1",
+        "git_commit": "abc",
+        "tradeops_version": "0.1.0",
+        "bars_version": "0",
+        "features_version": "0",
+        "labels_version": "0",
+        "blessed": "true",
+        reg.COMPLETE_TAG: "true",
+    }
     return {**tags, **overrides}
 
 
@@ -66,6 +76,7 @@ def champion(settings, name: str) -> str | None:
 
 
 # --- completeness and promotion guards -----------------------------------------------------------------------------
+
 
 def test_promote_refuses_a_version_registered_without_its_tags(settings, source):
     # What a kill right after registration left before registration carried its tags.
@@ -118,6 +129,7 @@ def test_promote_of_an_unknown_version_is_a_usage_error(settings, source):
 
 # --- rollback: a stack of champions --------------------------------------------------------------------------------
 
+
 def test_rollback_walks_back_past_the_previous_champion_instead_of_flipping(settings, source):
     # Regression: promote 3; promote 1; rollback -> 3; rollback went back to 1, and the champion before 3 was lost.
     name = new_model(settings, source, full_tags(), full_tags(), full_tags())
@@ -136,10 +148,12 @@ def test_rollback_reads_histories_written_before_entries_had_an_action(settings,
 
     name = new_model(settings, source, full_tags(), full_tags(), full_tags())
     c = reg.client(settings)
-    legacy = [{"champion": "1", "previous": None, "run_id": None, "reason": "blessed"},
-              {"champion": "2", "previous": "1", "run_id": None, "reason": "manual"},
-              {"champion": "3", "previous": "2", "run_id": None, "reason": "manual"},
-              {"champion": "2", "previous": "3", "run_id": None, "reason": "rollback from v3"}]
+    legacy = [
+        {"champion": "1", "previous": None, "run_id": None, "reason": "blessed"},
+        {"champion": "2", "previous": "1", "run_id": None, "reason": "manual"},
+        {"champion": "3", "previous": "2", "run_id": None, "reason": "manual"},
+        {"champion": "2", "previous": "3", "run_id": None, "reason": "rollback from v3"},
+    ]
     c.set_registered_model_tag(name, reg.HISTORY_TAG, json.dumps(legacy))
     c.set_registered_model_alias(name, reg.CHAMPION, "2")
     assert reg.rollback(settings, name)["champion"] == "1"
@@ -161,8 +175,10 @@ def test_rollback_without_a_champion_is_a_usage_error(settings, source):
         reg.rollback(settings, name)
 
 
-STEPS = hst.lists(hst.one_of(hst.tuples(hst.just("promote"), hst.sampled_from(["1", "2", "3"])),
-                             hst.just(("rollback", None))), max_size=8)
+STEPS = hst.lists(
+    hst.one_of(hst.tuples(hst.just("promote"), hst.sampled_from(["1", "2", "3"])), hst.just(("rollback", None))),
+    max_size=8,
+)
 
 
 @hsettings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -186,14 +202,20 @@ def test_promote_and_rollback_sequences_follow_a_stack_of_champions(settings, so
 
 
 def test_champion_stack_pops_one_promotion_per_rollback():
-    history = [{"action": "promote", "champion": "1"}, {"action": "promote", "champion": "2"},
-               {"action": "rollback", "champion": "1"}, {"action": "promote", "champion": "3"},
-               {"action": "rollback", "champion": "1"}, {"action": "rollback", "champion": None}]
+    history = [
+        {"action": "promote", "champion": "1"},
+        {"action": "promote", "champion": "2"},
+        {"action": "rollback", "champion": "1"},
+        {"action": "promote", "champion": "3"},
+        {"action": "rollback", "champion": "1"},
+        {"action": "rollback", "champion": None},
+    ]
     assert reg.champion_stack(history[:4]) == [0, 3]
     assert reg.champion_stack(history) == []
 
 
 # --- champion lookup: only "does not exist" means no champion ---------------------------------------------------
+
 
 def test_alias_lookup_reports_no_champion_only_when_model_or_alias_is_missing(settings, source):
     c = reg.client(settings)
@@ -230,6 +252,7 @@ def test_a_garbled_tracking_store_is_a_registry_error(tmp_path):
 
 # --- reaping runs of killed trainings ---------------------------------------------------------------------------
 
+
 def dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
@@ -252,8 +275,13 @@ def test_runs_of_dead_processes_on_this_host_are_marked_killed_and_live_ones_are
     reaped = reg.reap_orphaned_runs(settings)
     assert set(reaped) == {runs["dead"], runs["reused_pid"]}
     status = {k: c.get_run(r).info.status for k, r in runs.items()}
-    assert status == {"dead": "KILLED", "live": "RUNNING", "reused_pid": "KILLED", "other_host": "RUNNING",
-                      "untagged": "RUNNING"}
+    assert status == {
+        "dead": "KILLED",
+        "live": "RUNNING",
+        "reused_pid": "KILLED",
+        "other_host": "RUNNING",
+        "untagged": "RUNNING",
+    }
     assert "is gone" in c.get_run(runs["dead"]).data.tags[reg.REAPED_TAG]
     assert reg.reap_orphaned_runs(settings) == []
     for k in ("live", "other_host", "untagged"):
@@ -282,10 +310,12 @@ def test_a_killed_process_not_yet_waited_for_counts_as_gone():
 
 # --- lineage: the commit of the running source, whatever the cwd -----------------------------------------------
 
+
 def test_git_commit_is_read_from_the_package_checkout_not_the_current_directory(tmp_path, monkeypatch):
     # Regression: models trained from a directory outside the checkout recorded git_commit "unknown".
-    head = subprocess.run(["git", "-C", str(CHECKOUT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = subprocess.run(
+        ["git", "-C", str(CHECKOUT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     monkeypatch.chdir(tmp_path)
     assert git_commit() in (head, head + "+dirty")
 

@@ -53,8 +53,9 @@ def test_load_registered_names_a_missing_alias_or_version(trained_ibm):
 def test_load_registered_refuses_another_feature_set(trained_ibm):
     settings, out = trained_ibm
     with pytest.raises(FeatureSetMismatch):
-        load_registered(settings, out.name, "champion",
-                        expected_feature_set_version=FeatureSet.from_preset("thesis").version)
+        load_registered(
+            settings, out.name, "champion", expected_feature_set_version=FeatureSet.from_preset("thesis").version
+        )
 
 
 def test_fast_score_equals_the_frame_path_and_the_golden_set(champion, rows):
@@ -112,8 +113,7 @@ def test_score_online_says_which_model_and_feature_set(trained_ibm, champion):
 
 
 def _run(code: str) -> dict:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -128,7 +128,7 @@ def test_serving_path_imports_no_torch_onnx_or_sklearn(trained_ibm, rows, tmp_pa
         from tradeops.deploy.scoring import score_frame
         from tradeops.model.serving import load_registered
         bundle = load_registered(load_settings(home={str(settings.home)!r}), {out.name!r}, "champion")
-        results = score_frame(bundle, pd.read_parquet({str(tmp_path / 'rows.parquet')!r}))
+        results = score_frame(bundle, pd.read_parquet({str(tmp_path / "rows.parquet")!r}))
         loaded = sorted({{m.split(".")[0] for m in sys.modules}} & set({HEAVY!r}))
         print(json.dumps({{"heavy": loaded, "n": len(results)}}))
     """)
@@ -183,7 +183,7 @@ def test_registered_pyfunc_loads_and_predicts_from_its_declared_requirements(tra
         sys.meta_path.insert(0, Block())
         import mlflow.pyfunc, pandas as pd
         model = mlflow.pyfunc.load_model(uri)
-        pred = model.predict(pd.read_parquet({str(tmp_path / 'rows.parquet')!r}).drop(columns=["ticker", "date"]))
+        pred = model.predict(pd.read_parquet({str(tmp_path / "rows.parquet")!r}).drop(columns=["ticker", "date"]))
         print(json.dumps({{"declared": sorted(declared), "blocked_torch": "torch" in blocked,
                           "p": pred[["p_BUY", "p_SELL", "p_HOLD"]].to_numpy().tolist()}}))
     """)

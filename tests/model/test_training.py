@@ -21,8 +21,15 @@ from tradeops.model import registry as reg
 from tradeops.model.package import FeatureSetMismatch, load_bundle
 from tradeops.model.training import train_model
 
-LAX = {"blessing": {"min_recall_buy": 0.0, "min_recall_sell": 0.0, "min_macro_f1": 0.0, "min_net_sharpe": None,
-                    "champion_margin": 0.05}}
+LAX = {
+    "blessing": {
+        "min_recall_buy": 0.0,
+        "min_recall_sell": 0.0,
+        "min_macro_f1": 0.0,
+        "min_net_sharpe": None,
+        "champion_margin": 0.05,
+    }
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,13 +65,17 @@ def test_train_tracks_packages_and_registers_a_challenger(home):
     assert {"bars", FeatureSet.from_preset("cnn-ta").table, "labels_w11"} <= inputs
     artifacts = {a.path for a in c.list_artifacts(out.run_id, "evaluation")}
     assert {"evaluation/confusion_matrix.json", "evaluation/blessing.json", "evaluation/slices.csv"} <= artifacts
-    assert {a.path for a in c.list_artifacts(out.run_id, "config")} == {"config/settings.json",
-                                                                         "config/environment.json"}
+    assert {a.path for a in c.list_artifacts(out.run_id, "config")} == {
+        "config/settings.json",
+        "config/environment.json",
+    }
     slices = {(s["slice"], str(s["value"])) for s in out.evaluation["classification"]["slices"]}
     assert ("ticker", "IBM") in slices and ("year", "2012") in slices
     assert {v for k, v in slices if k == "vol_regime"} <= {"low", "mid", "high", "unknown"}
     mv = c.get_model_version(out.name, "1")
-    assert mv.tags["run_id"] == out.run_id and mv.tags["feature_set_version"] == FeatureSet.from_preset("cnn-ta").version
+    assert (
+        mv.tags["run_id"] == out.run_id and mv.tags["feature_set_version"] == FeatureSet.from_preset("cnn-ta").version
+    )
     lineage = st.lake_for(settings).read(st.LINEAGE)
     assert ((lineage["consumer"] == out.name) & (lineage["dataset"] == st.BARS)).any()
 
@@ -76,8 +87,9 @@ def test_packaged_model_serves_what_training_fitted_and_refuses_another_feature_
     bundle = load_bundle(_bundle_dir(settings, out.name, out.version), expected_feature_set_version=fs.version)
     rows = read_features(st.lake_for(settings), fs, ["IBM"]).tail(5)
     direct = bundle.predict_frame(rows)
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{out.name}@challenger",
-                                      model_config={"feature_set_version": fs.version})
+    pyfunc = mlflow.pyfunc.load_model(
+        f"models:/{out.name}@challenger", model_config={"feature_set_version": fs.version}
+    )
     served = pyfunc.predict(rows)
     np.testing.assert_allclose(served[["p_BUY", "p_SELL", "p_HOLD"]], direct[["p_BUY", "p_SELL", "p_HOLD"]])
     assert set(served["signal"]) <= {"BUY", "SELL", "HOLD"}

@@ -11,7 +11,7 @@ from typing import TextIO
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from tradeops.config import Settings
 from tradeops.errors import TradeopsError
@@ -49,8 +49,9 @@ class PlainProgress:
     """Progress for logs (CI, pipes): a plain stderr line when the step changes, at most one per ``interval``
     seconds while it stays the same; the same ``update`` call as a rich progress bar."""
 
-    def __init__(self, stream: TextIO | None = None, interval: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, stream: TextIO | None = None, interval: float = 10.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.stream = stream
         self.interval = interval
         self.clock = clock
@@ -58,8 +59,15 @@ class PlainProgress:
         self._last_text: str | None = None
         self._last_at = -float("inf")
 
-    def update(self, task: int, *, description: str | None = None, completed: float | None = None,
-               total: float | None = None, **_: object) -> None:
+    def update(
+        self,
+        task: TaskID,
+        *,
+        description: str | None = None,
+        completed: float | None = None,
+        total: float | None = None,
+        **_: object,
+    ) -> None:
         step = description if description is not None else (self._last_text or "working")
         now = self.clock()
         changed = step != self._last_text
@@ -73,12 +81,17 @@ class PlainProgress:
 
 
 @contextmanager
-def progress_bar() -> Iterator[tuple[Progress | PlainProgress, int]]:
+def progress_bar() -> Iterator[tuple[Progress | PlainProgress, TaskID]]:
     """A transient rich progress bar on stderr when it is a terminal, plain periodic log lines otherwise."""
     if not err_console.is_terminal:
-        yield PlainProgress(), 0
+        yield PlainProgress(), TaskID(0)
         return
-    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
-                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err_console,
-                  transient=True) as bar:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
         yield bar, bar.add_task("working", total=None)

@@ -18,14 +18,19 @@ from rich.markup import escape
 from tradeops import __version__
 from tradeops.cli.common import console, err_console, fail, progress_bar, settings_of, split_tickers
 from tradeops.cli.features import app as features_app
-from tradeops.cli.features import print_build, run_build, write_report
+from tradeops.cli.features import run_build, write_report
 from tradeops.cli.model import register as register_model_commands
 from tradeops.config import CONFIG_FILE_ENV, Settings, load_settings
 from tradeops.errors import TradeopsError
 
-app = typer.Typer(name="tradeops", help="DataOps + MLOps for trading-signal models.", no_args_is_help=True,
-                  rich_markup_mode=None,  # plain help: the rich renderer shows flags as "--json <bool>"
-                  add_completion=False, pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="tradeops",
+    help="DataOps + MLOps for trading-signal models.",
+    no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: the rich renderer shows flags as "--json <bool>"
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
 app.add_typer(features_app, name="features")
 register_model_commands(app)
 
@@ -45,7 +50,9 @@ def _version(value: bool) -> None:
 @app.callback()
 def main(
     ctx: typer.Context,
-    home: Annotated[Optional[Path], typer.Option(help="State directory (default $TRADEOPS_HOME or ./.tradeops).")] = None,
+    home: Annotated[
+        Optional[Path], typer.Option(help="State directory (default $TRADEOPS_HOME or ./.tradeops).")
+    ] = None,
     config: Annotated[Optional[Path], typer.Option(help="Config file (default ./tradeops.yaml).")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")] = False,
 ) -> None:
@@ -54,8 +61,9 @@ def main(
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
     if config is not None:
         if not config.is_file():
-            err_console.print(f"[bold red]error:[/bold red] config file {escape(str(config))} does not exist",
-                              soft_wrap=True)
+            err_console.print(
+                f"[bold red]error:[/bold red] config file {escape(str(config))} does not exist", soft_wrap=True
+            )
             raise typer.Exit(2)
         os.environ[CONFIG_FILE_ENV] = str(config)
     # Loaded on first use, so `--help` of any command works whatever the config file holds.
@@ -65,13 +73,13 @@ def main(
 def run_ingest(settings: Settings, source: SourceName, path: Path | None, tickers: list[str] | None) -> dict:
     """Build the source, run the ingestion with a progress bar, return the report dict."""
     from tradeops.data.ingest import ingest
-    from tradeops.data.sources import CsvSource, SampleSource
+    from tradeops.data.sources import CsvSource, SampleSource, Source
     from tradeops.errors import UsageError
 
     if source is SourceName.csv:
         if path is None:
             raise UsageError("--path DIR is required with --source csv")
-        src = CsvSource(path)
+        src: Source = CsvSource(path)
     elif source is SourceName.alphavantage:
         from tradeops.data.alphavantage import AlphaVantageSource
 
@@ -79,6 +87,7 @@ def run_ingest(settings: Settings, source: SourceName, path: Path | None, ticker
     else:
         src = SampleSource()
     with progress_bar() as (bar, task):
+
         def tick(ticker: str, i: int, n: int) -> None:
             bar.update(task, description=f"validating {ticker}", completed=i, total=n)
 
@@ -91,7 +100,9 @@ def ingest_cmd(
     ctx: typer.Context,
     source: Annotated[SourceName, typer.Option(help="Where bars come from.")] = SourceName.sample,
     path: Annotated[Optional[Path], typer.Option(help="Directory of <TICKER>.csv files (--source csv).")] = None,
-    tickers: Annotated[Optional[str], typer.Option(help="Comma-separated tickers, e.g. IBM,MSFT (default: all).")] = None,
+    tickers: Annotated[
+        Optional[str], typer.Option(help="Comma-separated tickers, e.g. IBM,MSFT (default: all).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Ingest, validate and store daily bars; exit 1 when any ticker is quarantined."""
@@ -111,8 +122,9 @@ def ingest_cmd(
 
 
 @app.command("catalog")
-def catalog_cmd(ctx: typer.Context,
-                as_json: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON.")] = False) -> None:
+def catalog_cmd(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON.")] = False
+) -> None:
     """List datasets with description, owner, schema, versions, row counts, sources, validation status, lineage."""
     from tradeops.cli.render import catalog_tables
     from tradeops.data.catalog import build_catalog
@@ -162,14 +174,16 @@ def demo_cmd(ctx: typer.Context) -> None:
     except TradeopsError as exc:
         fail(exc)
     console.rule("[bold]where to look")
-    console.print(f"state:          {settings.home.resolve()}\n"
-                  f"delta tables:   {lake_for(settings).root}\n"
-                  f"ingest report:  {Path(report['report_path']).resolve()}\n"
-                  f"feature report: {report_path}\n"
-                  f"models:         tradeops models | tradeops ui mlflow (store {settings.tracking_uri})\n"
-                  f"trained model:  {trained.name} v{trained.version}, MLflow run {trained.run_id}\n"
-                  f"next:           tradeops features show IBM --date 2010-06-01 | tradeops walkforward --preset "
-                  f"cnn-ta --tickers AAPL,IBM,MSFT --train-years 5 --test-years 2007-2012")
+    console.print(
+        f"state:          {settings.home.resolve()}\n"
+        f"delta tables:   {lake_for(settings).root}\n"
+        f"ingest report:  {Path(report['report_path']).resolve()}\n"
+        f"feature report: {report_path}\n"
+        f"models:         tradeops models | tradeops ui mlflow (store {settings.tracking_uri})\n"
+        f"trained model:  {trained.name} v{trained.version}, MLflow run {trained.run_id}\n"
+        f"next:           tradeops features show IBM --date 2010-06-01 | tradeops walkforward --preset "
+        f"cnn-ta --tickers AAPL,IBM,MSFT --train-years 5 --test-years 2007-2012"
+    )
 
 
 def run() -> None:  # pragma: no cover - console entry point wrapper

@@ -45,6 +45,7 @@ def run_train(settings, preset: str, tickers: list[str], epochs: int | None):
     from tradeops.model.training import train_model
 
     with progress_bar() as (bar, task):
+
         def status(msg: str) -> None:
             bar.update(task, description=msg)
 
@@ -64,11 +65,15 @@ def print_train(out, as_json: bool) -> None:
         train_summary(out.to_dict(), console)
 
 
-def train_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: TickersOpt = "",
-              epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: the recipe's).", min=1)] = None,
-              recipe: Annotated[Optional[str], typer.Option(help="paper or default (config model.recipe).")] = None,
-              seed: Annotated[Optional[int], typer.Option(help="Random seed (config model.seed).")] = None,
-              as_json: JsonOpt = False) -> None:
+def train_cmd(
+    ctx: typer.Context,
+    preset: PresetOpt = "cnn-ta",
+    tickers: TickersOpt = "",
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: the recipe's).", min=1)] = None,
+    recipe: Annotated[Optional[str], typer.Option(help="paper or default (config model.recipe).")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (config model.seed).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Train, evaluate, bless and register one model; prints run id, version, metrics and the blessing decision."""
     try:
         if recipe is not None and recipe not in ("paper", "default"):
@@ -80,15 +85,18 @@ def train_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: Tickers
     print_train(out, as_json)
 
 
-def walkforward_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: TickersOpt = "",
-                    train_years: Annotated[float, typer.Option("--train-years", help="Sliding training years.")] = 5,
-                    test_years: Annotated[str, typer.Option("--test-years", help="e.g. 2007-2012 or 2010,2011.")]
-                    = "2007-2012",
-                    mode: Annotated[str, typer.Option(help="Fill rule of the table: paper or realistic.")] = "realistic",
-                    pooled: Annotated[bool, typer.Option(help="One multi-ticker model per fold.")] = False,
-                    epochs: Annotated[Optional[int], typer.Option(help="Epochs per fold.", min=1)] = None,
-                    recipe: Annotated[Optional[str], typer.Option(help="paper or default.")] = None,
-                    as_json: JsonOpt = False) -> None:
+def walkforward_cmd(
+    ctx: typer.Context,
+    preset: PresetOpt = "cnn-ta",
+    tickers: TickersOpt = "",
+    train_years: Annotated[float, typer.Option("--train-years", help="Sliding training years.")] = 5,
+    test_years: Annotated[str, typer.Option("--test-years", help="e.g. 2007-2012 or 2010,2011.")] = "2007-2012",
+    mode: Annotated[str, typer.Option(help="Fill rule of the table: paper or realistic.")] = "realistic",
+    pooled: Annotated[bool, typer.Option(help="One multi-ticker model per fold.")] = False,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs per fold.", min=1)] = None,
+    recipe: Annotated[Optional[str], typer.Option(help="paper or default.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Retrain per test year, concatenate the test signals and compare with Buy & Hold and the baselines."""
     from tradeops.cli.render import walkforward_tables
     from tradeops.model.walkforward import run_walkforward
@@ -103,9 +111,17 @@ def walkforward_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: T
         preset, names = _preset(preset), _tickers(tickers)
         settings = _with_overrides(settings_of(ctx), recipe=recipe)
         with progress_bar() as (bar, task):
-            result = run_walkforward(settings, preset=preset, tickers=names, test_years=years,
-                                     train_years=train_years, mode=mode, pooled=pooled, epochs=epochs,
-                                     progress=lambda m: bar.update(task, description=f"fold {m}"))
+            result = run_walkforward(
+                settings,
+                preset=preset,
+                tickers=names,
+                test_years=years,
+                train_years=train_years,
+                mode=mode,
+                pooled=pooled,
+                epochs=epochs,
+                progress=lambda m: bar.update(task, description=f"fold {m}"),
+            )
     except TradeopsError as exc:
         fail(exc)
     if as_json:
@@ -134,34 +150,47 @@ def parse_years(text: str) -> list[int]:
     return sorted(set(years))
 
 
-def tune_cmd(ctx: typer.Context, preset: PresetOpt = "cnn-ta", tickers: TickersOpt = "",
-             trials: Annotated[Optional[int], typer.Option(help="Trials this worker runs (config model.tune).",
-                                                           min=1)] = None,
-             storage: Annotated[Optional[str], typer.Option(help="Optuna RDB URL (default sqlite under home).")]
-             = None,
-             as_json: JsonOpt = False) -> None:
+def tune_cmd(
+    ctx: typer.Context,
+    preset: PresetOpt = "cnn-ta",
+    tickers: TickersOpt = "",
+    trials: Annotated[Optional[int], typer.Option(help="Trials this worker runs (config model.tune).", min=1)] = None,
+    storage: Annotated[Optional[str], typer.Option(help="Optuna RDB URL (default sqlite under home).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Tune the CNN with Optuna (TPE + median pruning); several workers may share one study through the storage."""
     from tradeops.model.tune import run_tune
 
     try:
         with progress_bar() as (bar, task):
-            result = run_tune(settings_of(ctx), preset=_preset(preset), tickers=_tickers(tickers), trials=trials,
-                              storage=storage, on_trial=lambda n, v, s: bar.update(
-                                  task, description=f"trial {n}: {s.lower()} {'' if v is None else f'{v:.3f}'}"))
+            result = run_tune(
+                settings_of(ctx),
+                preset=_preset(preset),
+                tickers=_tickers(tickers),
+                trials=trials,
+                storage=storage,
+                on_trial=lambda n, v, s: bar.update(
+                    task, description=f"trial {n}: {s.lower()} {'' if v is None else f'{v:.3f}'}"
+                ),
+            )
     except TradeopsError as exc:
         fail(exc)
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         return
-    console.print(f"study {result.study} ({result.storage}): {result.n_trials} trials, {result.n_pruned} pruned; "
-                  f"best validation macro-F1 {result.best_value:.4f} with {result.best_params}", highlight=False)
+    console.print(
+        f"study {result.study} ({result.storage}): {result.n_trials} trials, {result.n_pruned} pruned; "
+        f"best validation macro-F1 {result.best_value:.4f} with {result.best_params}",
+        highlight=False,
+    )
 
 
-def promote_cmd(ctx: typer.Context, version: Annotated[str, typer.Argument(help="Registered model version.")],
-                model: Annotated[Optional[str], typer.Option(help="Registered model name (default: the only one).")]
-                = None,
-                force: Annotated[bool, typer.Option("--force", help="Promote a version that is not blessed.")]
-                = False) -> None:
+def promote_cmd(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Registered model version.")],
+    model: Annotated[Optional[str], typer.Option(help="Registered model name (default: the only one).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote a version that is not blessed.")] = False,
+) -> None:
     """Make VERSION the champion (by registry alias; recorded for rollback). Incomplete versions are refused;
     unblessed ones need --force."""
     from tradeops.model import registry as reg
@@ -169,24 +198,35 @@ def promote_cmd(ctx: typer.Context, version: Annotated[str, typer.Argument(help=
     try:
         settings = settings_of(ctx)
         name = reg.resolve_name(settings, model)
-        entry = reg.promote(settings, name, version, force=force,
-                            reason="manual promotion (tradeops promote" + (" --force)" if force else ")"))
+        entry = reg.promote(
+            settings,
+            name,
+            version,
+            force=force,
+            reason="manual promotion (tradeops promote" + (" --force)" if force else ")"),
+        )
     except TradeopsError as exc:
         fail(exc)
     if entry["forced"]:
-        err_console.print(f"[bold yellow]warning:[/bold yellow] {name} v{entry['champion']} is not blessed; "
-                          "promoted because of --force", highlight=False)
+        err_console.print(
+            f"[bold yellow]warning:[/bold yellow] {name} v{entry['champion']} is not blessed; "
+            "promoted because of --force",
+            highlight=False,
+        )
     if not entry["changed"]:
         console.print(f"{name}: v{entry['champion']} is already the champion (nothing changed)", highlight=False)
         return
-    console.print(f"{name}: champion is now v{entry['champion']} (was "
-                  f"{'v' + entry['previous'] if entry['previous'] else 'none'}; run {entry['run_id']})",
-                  highlight=False)
+    console.print(
+        f"{name}: champion is now v{entry['champion']} (was "
+        f"{'v' + entry['previous'] if entry['previous'] else 'none'}; run {entry['run_id']})",
+        highlight=False,
+    )
 
 
-def rollback_cmd(ctx: typer.Context,
-                 model: Annotated[Optional[str], typer.Option(help="Registered model name (default: the only one).")]
-                 = None) -> None:
+def rollback_cmd(
+    ctx: typer.Context,
+    model: Annotated[Optional[str], typer.Option(help="Registered model name (default: the only one).")] = None,
+) -> None:
     """Restore the champion before the current one; repeated, walks back through the recorded champions."""
     from tradeops.model import registry as reg
 
@@ -196,8 +236,9 @@ def rollback_cmd(ctx: typer.Context,
         entry = reg.rollback(settings, name)
     except TradeopsError as exc:
         fail(exc)
-    console.print(f"{name}: rolled back, champion is now v{entry['champion']} (was v{entry['previous']})",
-                  highlight=False)
+    console.print(
+        f"{name}: rolled back, champion is now v{entry['champion']} (was v{entry['previous']})", highlight=False
+    )
 
 
 def models_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
@@ -218,9 +259,12 @@ def models_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     models_table(out, console)
 
 
-def ui_cmd(ctx: typer.Context, which: Annotated[str, typer.Argument(help="mlflow")] = "mlflow",
-           port: Annotated[int, typer.Option(help="Port.")] = 5000,
-           host: Annotated[str, typer.Option(help="Host.")] = "127.0.0.1") -> None:
+def ui_cmd(
+    ctx: typer.Context,
+    which: Annotated[str, typer.Argument(help="mlflow")] = "mlflow",
+    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+    host: Annotated[str, typer.Option(help="Host.")] = "127.0.0.1",
+) -> None:
     """Open the MLflow UI on the configured tracking store (blocks until Ctrl-C)."""
     from tradeops.model import registry as reg
 
@@ -230,8 +274,20 @@ def ui_cmd(ctx: typer.Context, which: Annotated[str, typer.Argument(help="mlflow
     settings = settings_of(ctx)
     reg.configure_mlflow(settings)
     console.print(f"MLflow UI on http://{host}:{port} (store {settings.tracking_uri})")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", settings.tracking_uri,
-           "--default-artifact-root", settings.artifact_root, "--host", host, "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        settings.tracking_uri,
+        "--default-artifact-root",
+        settings.artifact_root,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     raise typer.Exit(subprocess.call(cmd))
 
 

@@ -34,11 +34,28 @@ AUTO_COMPACT_DAYS = 140
 TIME_SERIES_KEY = "Time Series (Daily)"
 REDACTED = "***"
 
-ADJUSTED_HEADER = ("timestamp", "open", "high", "low", "close", "adjusted_close", "volume", "dividend_amount",
-                   "split_coefficient")
+ADJUSTED_HEADER = (
+    "timestamp",
+    "open",
+    "high",
+    "low",
+    "close",
+    "adjusted_close",
+    "volume",
+    "dividend_amount",
+    "split_coefficient",
+)
 DAILY_HEADER = ("timestamp", "open", "high", "low", "close", "volume")
-_ADJUSTED_KEYS = ("1. open", "2. high", "3. low", "4. close", "5. adjusted close", "6. volume",
-                  "7. dividend amount", "8. split coefficient")
+_ADJUSTED_KEYS = (
+    "1. open",
+    "2. high",
+    "3. low",
+    "4. close",
+    "5. adjusted close",
+    "6. volume",
+    "7. dividend amount",
+    "8. split coefficient",
+)
 _DAILY_KEYS = ("1. open", "2. high", "3. low", "4. close", "5. volume")
 _THROTTLE_KEYS = ("Note", "Information")
 _KEY_PARAM = re.compile(r"(apikey=)[^&\s'\"<>]*", re.IGNORECASE)
@@ -150,12 +167,14 @@ def series_to_csv(ticker: str, body: dict) -> bytes:
     writer.writerow(header)
     for day, values in sorted(entries, key=lambda kv: kv[0], reverse=True):
         if not isinstance(values, dict):
-            raise SourceError(f"entry {day} of {TIME_SERIES_KEY!r} is not an object", ticker=ticker,
-                              rule="unexpected_body")
+            raise SourceError(
+                f"entry {day} of {TIME_SERIES_KEY!r} is not an object", ticker=ticker, rule="unexpected_body"
+            )
         missing = [k for k in keys if k not in values]
         if missing:
-            raise SourceError(f"entry {day} of {TIME_SERIES_KEY!r} lacks {missing}", ticker=ticker,
-                              rule="unexpected_body")
+            raise SourceError(
+                f"entry {day} of {TIME_SERIES_KEY!r} lacks {missing}", ticker=ticker, rule="unexpected_body"
+            )
         writer.writerow([day, *(str(values[k]).strip() for k in keys)])
     return buf.getvalue().encode("utf-8")
 
@@ -172,8 +191,9 @@ def _json_body(ticker: str, content: bytes, location: str) -> dict | None:
     except ValueError as exc:
         raise SourceError(f"invalid JSON ({exc}) from {location}", ticker=ticker, rule="unexpected_body") from None
     if not isinstance(body, dict):
-        raise SourceError(f"JSON {type(body).__name__}, not an object, from {location}", ticker=ticker,
-                          rule="unexpected_body")
+        raise SourceError(
+            f"JSON {type(body).__name__}, not an object, from {location}", ticker=ticker, rule="unexpected_body"
+        )
     return body
 
 
@@ -187,12 +207,21 @@ class AlphaVantageSource:
 
     name = "alphavantage"
 
-    def __init__(self, settings: Settings, api_key: str | None = None, *, client: httpx.Client | None = None,
-                 sleep: Callable[[float], None] = time.sleep, today: Callable[[], date] = date.today):
+    def __init__(
+        self,
+        settings: Settings,
+        api_key: str | None = None,
+        *,
+        client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        today: Callable[[], date] = date.today,
+    ):
         key = (api_key if api_key is not None else os.environ.get(ALPHAVANTAGE_KEY_ENV, "")).strip()
         if not key:
-            raise UsageError(f"no Alpha Vantage API key: set {ALPHAVANTAGE_KEY_ENV} in the environment "
-                             "(free key at https://www.alphavantage.co/support/#api-key)")
+            raise UsageError(
+                f"no Alpha Vantage API key: set {ALPHAVANTAGE_KEY_ENV} in the environment "
+                "(free key at https://www.alphavantage.co/support/#api-key)"
+            )
         self.base_url = settings.alphavantage_base_url
         try:
             scheme = httpx.URL(self.base_url).scheme
@@ -208,8 +237,10 @@ class AlphaVantageSource:
         _install_log_redaction()
 
     def __repr__(self) -> str:
-        return (f"AlphaVantageSource(base_url={self.base_url!r}, function={self.config.function!r}, "
-                f"datatype={self.config.datatype!r}, apikey={REDACTED})")
+        return (
+            f"AlphaVantageSource(base_url={self.base_url!r}, function={self.config.function!r}, "
+            f"datatype={self.config.datatype!r}, apikey={REDACTED})"
+        )
 
     def location(self, ticker: str, outputsize: str) -> str:
         """The request URL with the key shown as ``***``."""
@@ -219,8 +250,9 @@ class AlphaVantageSource:
     def fetch(self, tickers: list[str] | None, stored_last: dict[str, date]) -> list[RawFile]:
         """Raw CSV payloads for ``tickers`` (required); ``stored_last`` maps ticker -> last stored trading date."""
         wanted = self._tickers(tickers)
-        last_by = {str(k).strip().upper(): (v.date() if isinstance(v, datetime) else v)
-                   for k, v in (stored_last or {}).items()}
+        last_by = {
+            str(k).strip().upper(): (v.date() if isinstance(v, datetime) else v) for k, v in (stored_last or {}).items()
+        }
         client = self._client if self._client is not None else httpx.Client(timeout=self.config.timeout_seconds)
         try:
             return [self._fetch_one(client, t, last_by.get(t)) for t in wanted]
@@ -240,8 +272,12 @@ class AlphaVantageSource:
         return list(dict.fromkeys(out))
 
     def _params(self, ticker: str, outputsize: str, *, with_key: bool = True) -> dict[str, str]:
-        params = {"function": self.config.function, "symbol": ticker, "outputsize": outputsize,
-                  "datatype": self.config.datatype}
+        params = {
+            "function": self.config.function,
+            "symbol": ticker,
+            "outputsize": outputsize,
+            "datatype": self.config.datatype,
+        }
         if with_key:
             params["apikey"] = self._key.reveal()
         return params
@@ -259,8 +295,15 @@ class AlphaVantageSource:
             content, overlapped = keep_incremental(raw.content, last)
         if content == raw.content:
             return raw
-        return RawFile(ticker=raw.ticker, content=content, source=raw.source, location=raw.location,
-                       declared_size=None, fetched_at=raw.fetched_at, fmt_hint=raw.fmt_hint)
+        return RawFile(
+            ticker=raw.ticker,
+            content=content,
+            source=raw.source,
+            location=raw.location,
+            declared_size=None,
+            fetched_at=raw.fetched_at,
+            fmt_hint=raw.fmt_hint,
+        )
 
     def _download(self, client: httpx.Client, ticker: str, outputsize: str) -> RawFile:
         """One ticker's payload, retrying throttling, 429/5xx and transport errors with exponential backoff."""
@@ -275,11 +318,13 @@ class AlphaVantageSource:
                 self._sleep(delay)
             logger.info("GET %s", location)
             try:
-                response = client.get(self.base_url, params=self._params(ticker, outputsize),
-                                      timeout=cfg.timeout_seconds)
+                response = client.get(
+                    self.base_url, params=self._params(ticker, outputsize), timeout=cfg.timeout_seconds
+                )
             except httpx.UnsupportedProtocol as exc:
-                raise SourceError(f"cannot request {location}: {self._clean(exc)}", ticker=ticker,
-                                  rule="http_error") from None
+                raise SourceError(
+                    f"cannot request {location}: {self._clean(exc)}", ticker=ticker, rule="http_error"
+                ) from None
             except httpx.RequestError as exc:  # transport errors, timeouts, undecodable bodies
                 problem, rule = f"{type(exc).__name__}: {self._clean(exc)}", "http_error"
                 continue
@@ -288,14 +333,21 @@ class AlphaVantageSource:
                 problem, rule = f"HTTP {status}", "http_error"
                 continue
             if not 200 <= status < 300:
-                raise SourceError(f"HTTP {status} from {location}: {self._snippet(response.content)}",
-                                  ticker=ticker, rule="http_error")
+                raise SourceError(
+                    f"HTTP {status} from {location}: {self._snippet(response.content)}",
+                    ticker=ticker,
+                    rule="http_error",
+                )
             body = _json_body(ticker, response.content, location)
             if body is None:
                 return self._raw(ticker, response.content, location, self._declared(response))
             if "Error Message" in body:
-                raise SourceError(f"Alpha Vantage refused {location}: {self._clean(body['Error Message'])!r} "
-                                  "(unknown symbol or invalid API key?)", ticker=ticker, rule="api_error")
+                raise SourceError(
+                    f"Alpha Vantage refused {location}: {self._clean(body['Error Message'])!r} "
+                    "(unknown symbol or invalid API key?)",
+                    ticker=ticker,
+                    rule="api_error",
+                )
             throttle = next((k for k in _THROTTLE_KEYS if k in body), None)
             if throttle is not None:
                 problem, rule = f"throttled ({throttle}: {self._clean(body[throttle])!r})", "throttled"
@@ -303,10 +355,17 @@ class AlphaVantageSource:
             if TIME_SERIES_KEY in body:
                 self._check_symbol(ticker, body)
                 return self._raw(ticker, series_to_csv(ticker, body), location, None)
-            raise SourceError(f"JSON answer without {TIME_SERIES_KEY!r} from {location}; keys: "
-                              f"{sorted(body)[:8]}", ticker=ticker, rule="unexpected_body")
-        raise SourceError(f"{problem} from {location}; gave up after {attempts} attempt(s) "
-                          f"(alphavantage.max_retries={cfg.max_retries})", ticker=ticker, rule=rule)
+            raise SourceError(
+                f"JSON answer without {TIME_SERIES_KEY!r} from {location}; keys: {sorted(body)[:8]}",
+                ticker=ticker,
+                rule="unexpected_body",
+            )
+        raise SourceError(
+            f"{problem} from {location}; gave up after {attempts} attempt(s) "
+            f"(alphavantage.max_retries={cfg.max_retries})",
+            ticker=ticker,
+            rule=rule,
+        )
 
     def _check_symbol(self, ticker: str, body: dict) -> None:
         meta = body.get("Meta Data")
@@ -314,12 +373,14 @@ class AlphaVantageSource:
         if not isinstance(symbol, str):
             raise SourceError("JSON answer has no 'Meta Data' '2. Symbol'", ticker=ticker, rule="unexpected_body")
         if symbol.strip().upper() != ticker.upper():
-            raise SourceError(f"asked for {ticker} but the answer is for {symbol.strip()!r}", ticker=ticker,
-                              rule="wrong_ticker")
+            raise SourceError(
+                f"asked for {ticker} but the answer is for {symbol.strip()!r}", ticker=ticker, rule="wrong_ticker"
+            )
 
     def _raw(self, ticker: str, content: bytes, location: str, declared: int | None) -> RawFile:
-        return RawFile(ticker=ticker, content=content, source=self.name, location=location,
-                       declared_size=declared, fmt_hint="csv")
+        return RawFile(
+            ticker=ticker, content=content, source=self.name, location=location, declared_size=declared, fmt_hint="csv"
+        )
 
     @staticmethod
     def _declared(response: httpx.Response) -> int | None:

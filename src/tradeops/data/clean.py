@@ -24,8 +24,27 @@ import pandas as pd
 
 from tradeops.errors import Finding
 
-_SPLIT_BASE = (2, 3, 4, 5, 6, 7, 8, 10, 15, 20, 25, 50, 100, Fraction(3, 2), Fraction(5, 4), Fraction(4, 3),
-               Fraction(5, 2), Fraction(5, 3), Fraction(8, 5))
+_SPLIT_BASE = (
+    2,
+    3,
+    4,
+    5,
+    6,
+    7,
+    8,
+    10,
+    15,
+    20,
+    25,
+    50,
+    100,
+    Fraction(3, 2),
+    Fraction(5, 4),
+    Fraction(4, 3),
+    Fraction(5, 2),
+    Fraction(5, 3),
+    Fraction(8, 5),
+)
 SPLIT_RATIOS: tuple[Fraction, ...] = tuple(
     sorted({Fraction(r) for r in _SPLIT_BASE} | {1 / Fraction(r) for r in _SPLIT_BASE})
 )
@@ -137,8 +156,9 @@ def sessions(calendar: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Dateti
     return pd.DatetimeIndex(cal.sessions_in_range(start, end)).tz_localize(None)
 
 
-def calendar_findings(ticker: str, dates: pd.Series, calendar: str, max_gap: int,
-                      known: pd.DatetimeIndex | None = None) -> tuple[list[Finding], dict]:
+def calendar_findings(
+    ticker: str, dates: pd.Series, calendar: str, max_gap: int, known: pd.DatetimeIndex | None = None
+) -> tuple[list[Finding], dict]:
     """Compare bar dates with the exchange's sessions.
 
     A bar on a non-session date is an error; sessions missing between the first and last bar (counting ``known``
@@ -156,12 +176,20 @@ def calendar_findings(ticker: str, dates: pd.Series, calendar: str, max_gap: int
     not_session = d.difference(sess)
     if len(sess) and len(not_session):
         shown = ", ".join(x.strftime("%Y-%m-%d") for x in not_session[:5])
-        out.append(Finding(ticker, "not_a_session", f"{len(not_session)} bar(s) on dates when {calendar} was "
-                           f"closed: {shown}", date=not_session[0].strftime("%Y-%m-%d")))
+        out.append(
+            Finding(
+                ticker,
+                "not_a_session",
+                f"{len(not_session)} bar(s) on dates when {calendar} was closed: {shown}",
+                date=not_session[0].strftime("%Y-%m-%d"),
+            )
+        )
     present = d if known is None else d.union(known)
     missing = sess.difference(present)
-    summary: dict = {"missing_sessions": int(len(missing)),
-                     "first_missing": [x.strftime("%Y-%m-%d") for x in missing[:10]]}
+    summary: dict = {
+        "missing_sessions": int(len(missing)),
+        "first_missing": [x.strftime("%Y-%m-%d") for x in missing[:10]],
+    }
     if len(missing):
         pos = sess.get_indexer(missing)
         runs = np.split(pos, np.flatnonzero(np.diff(pos) != 1) + 1)
@@ -169,10 +197,23 @@ def calendar_findings(ticker: str, dates: pd.Series, calendar: str, max_gap: int
         start = sess[longest[0]].strftime("%Y-%m-%d")
         summary["longest_gap"] = int(len(longest))
         if len(longest) > max_gap:
-            out.append(Finding(ticker, "gap", f"{len(longest)} consecutive sessions missing from {start} "
-                               f"(more than ingest.max_gap_sessions={max_gap}); not forward-filled",
-                               date=start))
+            out.append(
+                Finding(
+                    ticker,
+                    "gap",
+                    f"{len(longest)} consecutive sessions missing from {start} "
+                    f"(more than ingest.max_gap_sessions={max_gap}); not forward-filled",
+                    date=start,
+                )
+            )
         else:
-            out.append(Finding(ticker, "missing_sessions", f"{len(missing)} session(s) missing (first {start}); "
-                               "left missing, not forward-filled", severity="warning", date=start))
+            out.append(
+                Finding(
+                    ticker,
+                    "missing_sessions",
+                    f"{len(missing)} session(s) missing (first {start}); left missing, not forward-filled",
+                    severity="warning",
+                    date=start,
+                )
+            )
     return out, summary

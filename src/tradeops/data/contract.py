@@ -34,8 +34,12 @@ def bars_schema(today: date) -> pa.DataFrameSchema:
     """Contract for one ticker's bars; ``today`` is the last date a bar may carry (exchange-local date)."""
     limit = pd.Timestamp(today)
     columns = {
-        "date": pa.Column("datetime64[ns]", nullable=False, unique=True,
-                          checks=[pa.Check(lambda s: s <= limit, name="date_not_in_future")]),
+        "date": pa.Column(
+            "datetime64[ns]",
+            nullable=False,
+            unique=True,
+            checks=[pa.Check(lambda s: s <= limit, name="date_not_in_future")],
+        ),
         "volume": pa.Column(float, nullable=False, checks=pa.Check(lambda s: s >= 0, name="volume_non_negative")),
         "row": pa.Column(int),
     }
@@ -46,8 +50,10 @@ def bars_schema(today: date) -> pa.DataFrameSchema:
         checks=[
             pa.Check(lambda df: df["high"] >= df[["open", "close"]].max(axis=1), name="high_ge_open_close"),
             pa.Check(lambda df: df["low"] <= df[["open", "close"]].min(axis=1), name="low_le_open_close"),
-            pa.Check(lambda df: df["date"].diff().iloc[1:].gt(pd.Timedelta(0)).reindex(df.index, fill_value=True),
-                     name="dates_increasing"),
+            pa.Check(
+                lambda df: df["date"].diff().iloc[1:].gt(pd.Timedelta(0)).reindex(df.index, fill_value=True),
+                name="dates_increasing",
+            ),
         ],
         strict=False,
         coerce=False,

@@ -30,8 +30,7 @@ from tradeops.data import store as st
 from tradeops.data.clean import adjust, calendar_findings
 from tradeops.data.contract import validate_contract
 from tradeops.data.parse import parse_raw
-from tradeops.data.quality import (TickerStats, check_anomalies, drift, infer_stats, overlap_conflicts,
-                                   stats_on_basis)
+from tradeops.data.quality import TickerStats, check_anomalies, drift, infer_stats, overlap_conflicts, stats_on_basis
 from tradeops.data.raw import RawFile
 from tradeops.data.repair import fault_point, finalise, pending_path, records, repair, write_json
 from tradeops.data.sources import Source
@@ -80,12 +79,23 @@ class TickerResult:
 
     def to_dict(self) -> dict:
         return {
-            "ticker": self.ticker, "status": self.status, "provenance": self.provenance, "layout": self.layout,
-            "order": self.order, "rows_in": self.rows_in, "rows_new": self.rows_new,
-            "rows_updated": self.rows_updated, "rows_written": self.rows_written, "rows_total": self.rows_total,
-            "first_date": self.first_date, "last_date": self.last_date,
-            "errors": [f.to_dict() for f in self.errors], "warnings": [f.to_dict() for f in self.warnings],
-            "events": self.events, "drift": self.drift, "calendar": self.calendar,
+            "ticker": self.ticker,
+            "status": self.status,
+            "provenance": self.provenance,
+            "layout": self.layout,
+            "order": self.order,
+            "rows_in": self.rows_in,
+            "rows_new": self.rows_new,
+            "rows_updated": self.rows_updated,
+            "rows_written": self.rows_written,
+            "rows_total": self.rows_total,
+            "first_date": self.first_date,
+            "last_date": self.last_date,
+            "errors": [f.to_dict() for f in self.errors],
+            "warnings": [f.to_dict() for f in self.warnings],
+            "events": self.events,
+            "drift": self.drift,
+            "calendar": self.calendar,
         }
 
 
@@ -116,10 +126,16 @@ class IngestReport:
 
     def to_dict(self) -> dict:
         return {
-            "report_id": self.report_id, "source": self.source, "started_at": self.started_at,
-            "finished_at": self.finished_at, "ok": self.ok,
-            "bars_version_before": self.bars_version_before, "bars_version_after": self.bars_version_after,
-            "quarantine_version": self.quarantine_version, "state": self.state, "error": self.error,
+            "report_id": self.report_id,
+            "source": self.source,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "ok": self.ok,
+            "bars_version_before": self.bars_version_before,
+            "bars_version_after": self.bars_version_after,
+            "quarantine_version": self.quarantine_version,
+            "state": self.state,
+            "error": self.error,
             "repairs": self.repairs,
             "summary": {s: sum(r.status == s for r in self.results) for s in (ACCEPTED, WARNED, QUARANTINED)},
             "tickers": [r.to_dict() for r in self.results],
@@ -140,8 +156,9 @@ def _iso(ts) -> str:
     return pd.Timestamp(ts).strftime("%Y-%m-%d")
 
 
-def _rebase_stored(ticker: str, new: pd.DataFrame, stored: pd.DataFrame) -> tuple[pd.DataFrame, list[dict],
-                                                                                  list[Finding]]:
+def _rebase_stored(
+    ticker: str, new: pd.DataFrame, stored: pd.DataFrame
+) -> tuple[pd.DataFrame, list[dict], list[Finding]]:
     """Stored rows before the new batch, re-based when the batch's adjustment changed (a later split/dividend).
 
     The ratio of new to stored adjustment on the latest overlapping date (price factor and split factor separately)
@@ -156,40 +173,64 @@ def _rebase_stored(ticker: str, new: pd.DataFrame, stored: pd.DataFrame) -> tupl
     if len(overlap):
         last = overlap.iloc[-1]
         price_ratio = (last["adj_close"] / last["close"]) / (last["adj_close_s"] / last["close_s"])
-        vol_ratio = ((last["adj_volume"] / last["volume"]) / (last["adj_volume_s"] / last["volume_s"])
-                     if last["volume"] > 0 and last["volume_s"] > 0 and last["adj_volume_s"] > 0 else 1.0)
+        vol_ratio = (
+            (last["adj_volume"] / last["volume"]) / (last["adj_volume_s"] / last["volume_s"])
+            if last["volume"] > 0 and last["volume_s"] > 0 and last["adj_volume_s"] > 0
+            else 1.0
+        )
         anchor = _iso(last["date"])
     else:
         # Contiguous batch: the factor of its first bar vs the factor of the last stored bar. Equal factors mean no
         # corporate action was newly applied; a difference is re-based onto the stored history.
         first, last = new.iloc[0], older.iloc[-1]
         price_ratio = (first["adj_close"] / first["close"]) / (last["adj_close"] / last["close"])
-        vol_ratio = ((first["adj_volume"] / first["volume"]) / (last["adj_volume"] / last["volume"])
-                     if first["volume"] > 0 and last["volume"] > 0 and last["adj_volume"] > 0 else 1.0)
+        vol_ratio = (
+            (first["adj_volume"] / first["volume"]) / (last["adj_volume"] / last["volume"])
+            if first["volume"] > 0 and last["volume"] > 0 and last["adj_volume"] > 0
+            else 1.0
+        )
         anchor = _iso(first["date"])
         if not (np.isclose(price_ratio, 1.0, rtol=1e-9) and np.isclose(vol_ratio, 1.0, rtol=1e-9)):
-            findings.append(Finding(ticker, "adjustment_unverified",
-                                    f"batch starts after the stored history without overlapping it; stored adjusted "
-                                    f"prices re-based by x{price_ratio:.6g} assuming no corporate action in between",
-                                    severity="warning", date=anchor))
+            findings.append(
+                Finding(
+                    ticker,
+                    "adjustment_unverified",
+                    f"batch starts after the stored history without overlapping it; stored adjusted "
+                    f"prices re-based by x{price_ratio:.6g} assuming no corporate action in between",
+                    severity="warning",
+                    date=anchor,
+                )
+            )
     if np.isclose(price_ratio, 1.0, rtol=1e-9, atol=0) and np.isclose(vol_ratio, 1.0, rtol=1e-9, atol=0):
         return older.iloc[0:0], [], findings
     rebased = older.copy()
     for c in _ADJ:
         rebased[c] = rebased[c] * price_ratio
     rebased["adj_volume"] = rebased["adj_volume"] * vol_ratio
-    event = {"type": "readjusted", "rows": int(len(rebased)), "price_ratio": float(price_ratio),
-             "volume_ratio": float(vol_ratio), "anchor_date": anchor}
+    event = {
+        "type": "readjusted",
+        "rows": int(len(rebased)),
+        "price_ratio": float(price_ratio),
+        "volume_ratio": float(vol_ratio),
+        "anchor_date": anchor,
+    }
     return rebased, [event], findings
 
 
-def validate_ticker(raw: RawFile, stored: pd.DataFrame, stats: TickerStats | None, cfg: IngestConfig,
-                    today: date, extra: list[Finding] | None = None) -> Validated:
+def validate_ticker(
+    raw: RawFile,
+    stored: pd.DataFrame,
+    stats: TickerStats | None,
+    cfg: IngestConfig,
+    today: date,
+    extra: list[Finding] | None = None,
+) -> Validated:
     """Run every check for one ticker's raw file against its stored bars and statistical schema (pure, no I/O)."""
     t = raw.ticker
     parsed = parse_raw(raw)
-    res = TickerResult(t, QUARANTINED, raw.provenance(), layout=parsed.layout, order=parsed.order,
-                       rows_in=parsed.source_rows)
+    res = TickerResult(
+        t, QUARANTINED, raw.provenance(), layout=parsed.layout, order=parsed.order, rows_in=parsed.source_rows
+    )
     res.findings = list(extra or []) + list(parsed.findings)
     frame = parsed.frame
     upsert = combined = None
@@ -204,8 +245,9 @@ def validate_ticker(raw: RawFile, stored: pd.DataFrame, stats: TickerStats | Non
         # (a split newly applied by the source must not look like a jump against the old basis).
         rebased, rebase_events, rebase_findings = _rebase_stored(t, bars, stored)
         previous = rebased if len(rebased) else stored.loc[stored["date"] < bars["date"].iloc[0]]
-        anomalies, res.events = check_anomalies(t, bars, cfg, previous if len(previous) else None,
-                                                stats_on_basis(stats, bars, stored))
+        anomalies, res.events = check_anomalies(
+            t, bars, cfg, previous if len(previous) else None, stats_on_basis(stats, bars, stored)
+        )
         res.findings += anomalies
         res.findings += overlap_conflicts(t, bars, stored, cfg.conflict_rtol)
         fresh = bars.loc[~bars["date"].isin(stored["date"])] if len(stored) else bars
@@ -224,10 +266,16 @@ def validate_ticker(raw: RawFile, stored: pd.DataFrame, stats: TickerStats | Non
             res.rows_written = int(len(upsert))
             res.rows_total = int(len(combined))
             if res.rows_total < cfg.min_history_rows:
-                res.findings.append(Finding(t, "short_history", f"only {res.rows_total} bars stored (fewer than "
-                                            f"ingest.min_history_rows={cfg.min_history_rows}): too little history "
-                                            "for long indicator windows and walk-forward training",
-                                            severity="warning"))
+                res.findings.append(
+                    Finding(
+                        t,
+                        "short_history",
+                        f"only {res.rows_total} bars stored (fewer than "
+                        f"ingest.min_history_rows={cfg.min_history_rows}): too little history "
+                        "for long indicator windows and walk-forward training",
+                        severity="warning",
+                    )
+                )
     if any(f.severity == "error" for f in res.findings):
         res.status = QUARANTINED
         res.rows_new = res.rows_updated = res.rows_written = 0
@@ -261,8 +309,9 @@ def _quarantine_rows(raw: RawFile, frame: pd.DataFrame | None, res: TickerResult
     for f in errors:
         if f.row is not None:
             by_row.setdefault(f.row, []).append(f.rule)
-    common = dict(ticker=raw.ticker, source=raw.source, location=raw.location, reason=reason,
-                  quarantined_at=st.utcnow())
+    common = dict(
+        ticker=raw.ticker, source=raw.source, location=raw.location, reason=reason, quarantined_at=st.utcnow()
+    )
     if frame is None or len(frame) == 0:
         excerpt = raw.content[:200].decode("utf-8", errors="replace")
         return pd.DataFrame([{**common, "rules": ",".join(all_rules), "payload_excerpt": excerpt}])
@@ -282,15 +331,21 @@ def _batch_findings(files: list[RawFile]) -> dict[int, list[Finding]]:
         per_ticker.setdefault(f.ticker, []).append(i)
         if f.content and f.sha256 in seen_sha:
             first = seen_sha[f.sha256]
-            out.setdefault(i, []).append(Finding(f.ticker, "duplicate_file", f"{f.location} has the same bytes "
-                                                 f"(sha256 {f.sha256[:12]}) as {first.location} ({first.ticker})"))
+            out.setdefault(i, []).append(
+                Finding(
+                    f.ticker,
+                    "duplicate_file",
+                    f"{f.location} has the same bytes (sha256 {f.sha256[:12]}) as {first.location} ({first.ticker})",
+                )
+            )
         seen_sha.setdefault(f.sha256, f)
     for t, idx in per_ticker.items():
         if len(idx) > 1:
             names = ", ".join(files[i].location for i in idx)
             for i in idx:
-                out.setdefault(i, []).append(Finding(t, "duplicate_ticker", f"{len(idx)} files for one ticker "
-                                                     f"in one run: {names}"))
+                out.setdefault(i, []).append(
+                    Finding(t, "duplicate_ticker", f"{len(idx)} files for one ticker in one run: {names}")
+                )
     return out
 
 
@@ -307,16 +362,28 @@ def _stored_duplicate_findings(files: list[RawFile], stored: dict[str, str]) -> 
     for i, f in enumerate(files):
         other = stored.get(f.sha256) if f.content else None
         if other is not None and other != f.ticker:
-            out[i] = [Finding(f.ticker, "duplicate_content", f"{f.location} for {f.ticker} has the same bytes "
-                              f"(sha256 {f.sha256[:12]}) as the file stored for {other}: {f.ticker} would be a copy "
-                              f"of {other}'s bars", details={"ticker": f.ticker, "same_as": other,
-                                                             "sha256": f.sha256})]
+            out[i] = [
+                Finding(
+                    f.ticker,
+                    "duplicate_content",
+                    f"{f.location} for {f.ticker} has the same bytes "
+                    f"(sha256 {f.sha256[:12]}) as the file stored for {other}: {f.ticker} would be a copy "
+                    f"of {other}'s bars",
+                    details={"ticker": f.ticker, "same_as": other, "sha256": f.sha256},
+                )
+            ]
     return out
 
 
-def ingest(source: Source, settings: Settings, tickers: list[str] | None = None, *,
-           today: date | None = None, lake: st.Lake | None = None,
-           progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
+def ingest(
+    source: Source,
+    settings: Settings,
+    tickers: list[str] | None = None,
+    *,
+    today: date | None = None,
+    lake: st.Lake | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> IngestReport:
     """Ingest ``tickers`` (all the source has when ``None``) from ``source`` into the lake and return the report.
 
     Raises :class:`~tradeops.errors.SourceError` / ``UsageError`` before anything is written when the source fails,
@@ -327,14 +394,25 @@ def ingest(source: Source, settings: Settings, tickers: list[str] | None = None,
         return _ingest_locked(source, settings, tickers, today=today, lake=lake, progress=progress)
 
 
-def _ingest_locked(source: Source, settings: Settings, tickers: list[str] | None, *, today: date | None,
-                   lake: st.Lake | None, progress: Callable[[str, int, int], None] | None) -> IngestReport:
+def _ingest_locked(
+    source: Source,
+    settings: Settings,
+    tickers: list[str] | None,
+    *,
+    today: date | None,
+    lake: st.Lake | None,
+    progress: Callable[[str, int, int], None] | None,
+) -> IngestReport:
     """:func:`ingest` with the home's writer lock held: repair, read stored state, validate, write, report."""
     cfg = settings.ingest
     today = today or exchange_today()
     lake = lake or st.lake_for(settings)
-    report = IngestReport(report_id=f"ing-{datetime.now(EXCHANGE_TZ):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
-                          source=source.name, started_at=st.utcnow().isoformat(), results=[])
+    report = IngestReport(
+        report_id=f"ing-{datetime.now(EXCHANGE_TZ):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}",
+        source=source.name,
+        started_at=st.utcnow().isoformat(),
+        results=[],
+    )
     # Before reading anything: an interrupted earlier run must not leave stale statistics as the reference.
     report.repairs = repair(lake, settings.reports_dir, by=report.report_id)
     bars_before = lake.version(st.BARS)
@@ -347,8 +425,10 @@ def _ingest_locked(source: Source, settings: Settings, tickers: list[str] | None
     stored_last = {t: g["date"].iloc[-1].date() for t, g in stored_by.items()}
     files = source.fetch(wanted, stored_last)
     stats_df = lake.read(st.STATS)
-    stats = {r["ticker"]: TickerStats(**{k: r[k] for k in TickerStats.__dataclass_fields__})
-             for r in stats_df.to_dict("records")}
+    stats = {
+        r["ticker"]: TickerStats(**{k: r[k] for k in TickerStats.__dataclass_fields__})
+        for r in stats_df.to_dict("records")
+    }
 
     extra = _batch_findings(files)
     stored_sha = _accepted_sha256(lake.read(st.REPORTS, columns=["ticker", "status", "sha256", "created_at"]))
@@ -359,8 +439,7 @@ def _ingest_locked(source: Source, settings: Settings, tickers: list[str] | None
     for i, raw in enumerate(files):
         if progress:
             progress(raw.ticker, i, len(files))
-        v = validate_ticker(raw, stored_by.get(raw.ticker, empty), stats.get(raw.ticker), cfg, today,
-                            extra.get(i))
+        v = validate_ticker(raw, stored_by.get(raw.ticker, empty), stats.get(raw.ticker), cfg, today, extra.get(i))
         validated.append(v)
         report.results.append(v.result)
 
@@ -373,12 +452,26 @@ def _ingest_locked(source: Source, settings: Settings, tickers: list[str] | None
 
 def _validation_rows(report: IngestReport) -> pd.DataFrame:
     """One ``validation_reports`` row per ticker of the run (``bars_version`` is set once the bars commit is known)."""
-    return pd.DataFrame([{
-        "report_id": report.report_id, "ticker": r.ticker, "status": r.status, "source": report.source,
-        "location": r.provenance["location"], "sha256": r.provenance["sha256"], "bytes": r.provenance["bytes"],
-        "rows_in": r.rows_in, "rows_written": r.rows_written, "errors": len(r.errors),
-        "warnings": len(r.warnings), "findings_json": json.dumps([f.to_dict() for f in r.findings]),
-        "created_at": st.utcnow()} for r in report.results])
+    return pd.DataFrame(
+        [
+            {
+                "report_id": report.report_id,
+                "ticker": r.ticker,
+                "status": r.status,
+                "source": report.source,
+                "location": r.provenance["location"],
+                "sha256": r.provenance["sha256"],
+                "bytes": r.provenance["bytes"],
+                "rows_in": r.rows_in,
+                "rows_written": r.rows_written,
+                "errors": len(r.errors),
+                "warnings": len(r.warnings),
+                "findings_json": json.dumps([f.to_dict() for f in r.findings]),
+                "created_at": st.utcnow(),
+            }
+            for r in report.results
+        ]
+    )
 
 
 def _own_commit(lake: st.Lake, report_id: str, before: int | None) -> int | None:
@@ -405,7 +498,7 @@ def _write(lake: st.Lake, report: IngestReport, validated: list[Validated], sett
     meta = {"operation": "ingest", "source": report.source, "report_id": report.report_id}
     before = report.bars_version_before
     rows = q = None
-    if any(len(v.upsert) for v in accepted):
+    if any(v.upsert is not None and len(v.upsert) for v in accepted):
         rows = pd.concat([v.upsert for v in accepted], ignore_index=True)
         rows["source"] = report.source
         rows["ingested_at"] = st.utcnow()
@@ -415,19 +508,34 @@ def _write(lake: st.Lake, report: IngestReport, validated: list[Validated], sett
         q["report_id"] = report.report_id
     rep = _validation_rows(report)
     bars_tickers = [v.result.ticker for v in accepted] if rows is not None else []
-    save_report(report, settings.reports_dir, plan={"bars_tickers": bars_tickers, "quarantine_rows": records(q),
-                                                    "validation_rows": records(rep)})
+    save_report(
+        report,
+        settings.reports_dir,
+        plan={"bars_tickers": bars_tickers, "quarantine_rows": records(q), "validation_rows": records(rep)},
+    )
     fault_point("before_bars_commit")
     try:
         if rows is not None:
-            meta_bars = {**meta, "tickers": bars_tickers, "rows_written": len(rows),
-                         "rows_new": int(sum(v.result.rows_new for v in accepted))}
+            meta_bars = {
+                **meta,
+                "tickers": bars_tickers,
+                "rows_written": len(rows),
+                "rows_new": int(sum(v.result.rows_new for v in accepted)),
+            }
             report.bars_version_after = lake.upsert(st.BARS, rows, meta_bars)
             fault_point("after_bars_commit")
             _verify_destination(lake, accepted)
-            stats_rows = pd.DataFrame([{**infer_stats(v.result.ticker, v.combined).to_dict(),
-                                        "bars_version": report.bars_version_after, "report_id": report.report_id,
-                                        "computed_at": st.utcnow()} for v in accepted])
+            stats_rows = pd.DataFrame(
+                [
+                    {
+                        **infer_stats(v.result.ticker, v.combined).to_dict(),
+                        "bars_version": report.bars_version_after,
+                        "report_id": report.report_id,
+                        "computed_at": st.utcnow(),
+                    }
+                    for v in accepted
+                ]
+            )
             lake.upsert(st.STATS, stats_rows, {**meta, "bars_version": report.bars_version_after})
             fault_point("after_stats")
         if q is not None:
@@ -439,8 +547,14 @@ def _write(lake: st.Lake, report: IngestReport, validated: list[Validated], sett
     except BaseException as exc:
         try:
             written = _own_commit(lake, report.report_id, before) if rows is not None else None
-            undone = written is None or lake.undo(st.BARS, written, before, f"ingest {report.report_id} failed "
-                                                  "after writing", undoes=report.report_id, tickers=bars_tickers)
+            undone = written is None or lake.undo(
+                st.BARS,
+                written,
+                before,
+                f"ingest {report.report_id} failed after writing",
+                undoes=report.report_id,
+                tickers=bars_tickers,
+            )
         except Exception:  # the lake fails for the undo too: the pending report lets the next run finish instead
             undone = False
         if undone:  # else the commit stays and the pending report lets the next run finish it
@@ -448,8 +562,10 @@ def _write(lake: st.Lake, report: IngestReport, validated: list[Validated], sett
             report.bars_version_after, report.finished_at = before, st.utcnow().isoformat()
             save_report(report, settings.reports_dir)
         if isinstance(exc, CommitFailedError):
-            raise TradeopsError(f"bars: [commit_conflict] another writer committed to the lake during ingest "
-                                f"{report.report_id}; nothing of this run was stored ({exc})") from exc
+            raise TradeopsError(
+                f"bars: [commit_conflict] another writer committed to the lake during ingest "
+                f"{report.report_id}; nothing of this run was stored ({exc})"
+            ) from exc
         raise
 
 
@@ -463,8 +579,10 @@ def _verify_destination(lake: st.Lake, accepted: list[Validated]) -> None:
         expected = v.result.rows_total
         n, distinct = got.get(v.result.ticker, (0, 0))
         if n != expected or distinct != expected:
-            raise TradeopsError(f"{v.result.ticker}: [destination_count] table holds {n} rows ({distinct} distinct "
-                                f"dates) after the write, expected {expected}; the write was rolled back")
+            raise TradeopsError(
+                f"{v.result.ticker}: [destination_count] table holds {n} rows ({distinct} distinct "
+                f"dates) after the write, expected {expected}; the write was rolled back"
+            )
 
 
 def save_report(report: IngestReport, reports_dir: Path, *, plan: dict | None = None) -> Path:

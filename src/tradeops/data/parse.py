@@ -110,9 +110,13 @@ def parse_raw(raw: RawFile) -> Parsed:
 
     if raw.declared_size is not None and raw.declared_size != len(raw.content):
         findings.append(
-            Finding(t, "size_mismatch", f"read {len(raw.content)} bytes but the source declared "
-                    f"{raw.declared_size} bytes ({raw.location}); the transfer is incomplete",
-                    details={"read": len(raw.content), "declared": raw.declared_size})
+            Finding(
+                t,
+                "size_mismatch",
+                f"read {len(raw.content)} bytes but the source declared "
+                f"{raw.declared_size} bytes ({raw.location}); the transfer is incomplete",
+                details={"read": len(raw.content), "declared": raw.declared_size},
+            )
         )
     kind = _body_kind(raw.content)
     if kind == "empty":
@@ -149,8 +153,12 @@ def parse_raw(raw: RawFile) -> Parsed:
     last_fields = len(lines[-1].split(","))
     if last_fields < n_fields or (not text.endswith(("\n", "\r")) and last_fields != n_fields):
         findings.append(
-            Finding(t, "truncated_file", f"last line has {last_fields} of {n_fields} fields: the file is "
-                    f"truncated ({len(raw.content)} bytes)", row=source_rows)
+            Finding(
+                t,
+                "truncated_file",
+                f"last line has {last_fields} of {n_fields} fields: the file is truncated ({len(raw.content)} bytes)",
+                row=source_rows,
+            )
         )
         return Parsed(t, None, findings, layout, source_rows, "empty")
 
@@ -174,15 +182,23 @@ def parse_raw(raw: RawFile) -> Parsed:
         other = df.loc[df["symbol"].str.strip().str.upper() != t.upper()]
         if len(other):
             r = other.iloc[0]
-            findings.append(Finding(t, "wrong_ticker", f"file for {t} holds rows for {r['symbol']!r}",
-                                    row=int(r["row"]), date=str(r["date"])))
+            findings.append(
+                Finding(
+                    t,
+                    "wrong_ticker",
+                    f"file for {t} holds rows for {r['symbol']!r}",
+                    row=int(r["row"]),
+                    date=str(r["date"]),
+                )
+            )
         df = df.drop(columns="symbol")
 
     raw_dates = df["date"].str.strip()
     dates = pd.to_datetime(raw_dates, format="%Y-%m-%d", errors="coerce")
     for idx in np.flatnonzero(dates.isna().to_numpy())[:20]:
-        findings.append(Finding(t, "bad_date", f"date {raw_dates.iloc[idx]!r} is not YYYY-MM-DD",
-                                row=int(df["row"].iloc[idx])))
+        findings.append(
+            Finding(t, "bad_date", f"date {raw_dates.iloc[idx]!r} is not YYYY-MM-DD", row=int(df["row"].iloc[idx]))
+        )
     df["date"] = dates
     for col in NUMERIC_COLUMNS:
         if col not in df.columns:
@@ -193,21 +209,37 @@ def parse_raw(raw: RawFile) -> Parsed:
         blank = s.isin(_MISSING_TOKENS).to_numpy()
         text_bad = values.isna().to_numpy() & ~blank
         for idx in np.flatnonzero(blank)[:20]:
-            findings.append(Finding(t, "missing_value", f"{col} is empty/NaN ({s.iloc[idx]!r})",
-                                    row=int(df["row"].iloc[idx]), date=_iso(dates.iloc[idx])))
+            findings.append(
+                Finding(
+                    t,
+                    "missing_value",
+                    f"{col} is empty/NaN ({s.iloc[idx]!r})",
+                    row=int(df["row"].iloc[idx]),
+                    date=_iso(dates.iloc[idx]),
+                )
+            )
         for idx in np.flatnonzero(text_bad)[:20]:
-            findings.append(Finding(t, "non_numeric", f"{col} holds text {s.iloc[idx]!r}, not a number",
-                                    row=int(df["row"].iloc[idx]), date=_iso(dates.iloc[idx])))
+            findings.append(
+                Finding(
+                    t,
+                    "non_numeric",
+                    f"{col} holds text {s.iloc[idx]!r}, not a number",
+                    row=int(df["row"].iloc[idx]),
+                    date=_iso(dates.iloc[idx]),
+                )
+            )
         inf = np.isinf(values.to_numpy(dtype="float64", na_value=np.nan))
         for idx in np.flatnonzero(inf)[:20]:
-            findings.append(Finding(t, "non_finite", f"{col} is infinite", row=int(df["row"].iloc[idx]),
-                                    date=_iso(dates.iloc[idx])))
+            findings.append(
+                Finding(t, "non_finite", f"{col} is infinite", row=int(df["row"].iloc[idx]), date=_iso(dates.iloc[idx]))
+            )
         df[col] = values.astype("float64")
 
     order = _order(df["date"])
     if order == "unordered":
-        findings.append(Finding(t, "unordered_rows", "dates are neither ascending nor descending; sorted",
-                                severity="warning"))
+        findings.append(
+            Finding(t, "unordered_rows", "dates are neither ascending nor descending; sorted", severity="warning")
+        )
     df = df.sort_values(["date", "row"], kind="stable").reset_index(drop=True)
     findings.extend(_duplicates(t, df))
     return Parsed(t, df, findings, layout, source_rows, order)
@@ -236,8 +268,15 @@ def _duplicates(ticker: str, df: pd.DataFrame) -> list[Finding]:
         rows = grp["row"].tolist()
         same = len(grp[value_cols].drop_duplicates()) == 1
         rule, what = ("duplicate_row", "identical rows") if same else ("duplicate_date", "rows with different values")
-        out.append(Finding(ticker, rule, f"date appears {len(rows)} times ({what}) at rows {rows}",
-                           date=date.strftime("%Y-%m-%d"), row=rows[1]))
+        out.append(
+            Finding(
+                ticker,
+                rule,
+                f"date appears {len(rows)} times ({what}) at rows {rows}",
+                date=date.strftime("%Y-%m-%d"),
+                row=rows[1],
+            )
+        )
         if len(out) >= 20:
             break
     return out

@@ -103,8 +103,9 @@ def stats_on_basis(stats: TickerStats | None, new: pd.DataFrame, stored: pd.Data
     ratio = f_new / (stored["adj_close"].iloc[j] / stored["close"].iloc[j])
     if not np.isfinite(ratio) or ratio <= 0 or np.isclose(ratio, 1.0, rtol=1e-9, atol=0):
         return stats
-    return replace(stats, adj_close_min=stats.adj_close_min * float(ratio),
-                   adj_close_max=stats.adj_close_max * float(ratio))
+    return replace(
+        stats, adj_close_min=stats.adj_close_min * float(ratio), adj_close_max=stats.adj_close_max * float(ratio)
+    )
 
 
 def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
@@ -166,12 +167,14 @@ class SplitEvidence:
     def signs(self) -> str:
         """Each sign in words with its measurement, e.g. for a message."""
         yes = {True: "yes", False: "no"}
-        return (f"new level held: {yes[self.level_ok]} (median close after x{self.level:.3f} of the close before, "
-                f"split level x{float(self.split):.3f}); ordinary day: {yes[self.range_ok]} (range "
-                f"{self.range_day:.1%} around the open vs a typical {self.range_typical:.1%}); no volume spike: "
-                f"{yes[self.quiet_ok]} (x{self.day_volume_ratio:.1f} the level); volume shift: {yes[self.volume_ok]} "
-                f"(level x{np.exp(self.volume_shift):.2f}, later x{np.exp(self.volume_shift_far):.2f}, a split gives "
-                f"x{np.exp(self.volume_expected):.2f})")
+        return (
+            f"new level held: {yes[self.level_ok]} (median close after x{self.level:.3f} of the close before, "
+            f"split level x{float(self.split or 0):.3f}); ordinary day: {yes[self.range_ok]} (range "
+            f"{self.range_day:.1%} around the open vs a typical {self.range_typical:.1%}); no volume spike: "
+            f"{yes[self.quiet_ok]} (x{self.day_volume_ratio:.1f} the level); volume shift: {yes[self.volume_ok]} "
+            f"(level x{np.exp(self.volume_shift):.2f}, later x{np.exp(self.volume_shift_far):.2f}, a split gives "
+            f"x{np.exp(self.volume_expected):.2f})"
+        )
 
     def to_dict(self) -> dict:
         d = {k: v for k, v in asdict(self).items() if k != "split"}
@@ -184,8 +187,16 @@ def _median_log(v: np.ndarray) -> float:
     return float(np.median(np.log(v))) if len(v) else float("nan")
 
 
-def split_evidence(i: int, adj_open: np.ndarray, adj_high: np.ndarray, adj_low: np.ndarray, adj_close: np.ndarray,
-                   adj_volume: np.ndarray, split_ratio: np.ndarray, cfg: IngestConfig) -> SplitEvidence:
+def split_evidence(
+    i: int,
+    adj_open: np.ndarray,
+    adj_high: np.ndarray,
+    adj_low: np.ndarray,
+    adj_close: np.ndarray,
+    adj_volume: np.ndarray,
+    split_ratio: np.ndarray,
+    cfg: IngestConfig,
+) -> SplitEvidence:
     """Weigh whether the jump from bar ``i - 1`` to bar ``i`` (date-ascending adjusted arrays, ``i >= 1``) is an
     unadjusted split. Windows count sessions (bars), not calendar days; when fewer bars exist after ``i`` the
     medians use what exists (at least bar ``i`` itself)."""
@@ -193,8 +204,16 @@ def split_evidence(i: int, adj_open: np.ndarray, adj_high: np.ndarray, adj_low: 
         return _split_evidence(i, adj_open, adj_high, adj_low, adj_close, adj_volume, split_ratio, cfg)
 
 
-def _split_evidence(i: int, adj_open: np.ndarray, adj_high: np.ndarray, adj_low: np.ndarray, adj_close: np.ndarray,
-                    adj_volume: np.ndarray, split_ratio: np.ndarray, cfg: IngestConfig) -> SplitEvidence:
+def _split_evidence(
+    i: int,
+    adj_open: np.ndarray,
+    adj_high: np.ndarray,
+    adj_low: np.ndarray,
+    adj_close: np.ndarray,
+    adj_volume: np.ndarray,
+    split_ratio: np.ndarray,
+    cfg: IngestConfig,
+) -> SplitEvidence:
     prev = adj_close[i - 1]
     gap, close_ratio = float(adj_open[i] / prev), float(adj_close[i] / prev)
     k = int(snap_split_ratios(np.array([gap]), cfg.split_tolerance)[0])
@@ -221,9 +240,9 @@ def _split_evidence(i: int, adj_open: np.ndarray, adj_high: np.ndarray, adj_low:
     # of it) the shift is within tolerance, and it persists: the later half still shows at least half of it (a news
     # day's spike decays within days). The day itself is no spike vs the higher of the level before and after it.
     base = _median_log(adj_volume[lo:i])
-    after = adj_volume[i + 1:i + 1 + w]
+    after = adj_volume[i + 1 : i + 1 + w]
     if len(after) == 0:
-        after = adj_volume[i:i + 1]
+        after = adj_volume[i : i + 1]
     full = _median_log(after) - base
     half = len(after) // 2
     far = _median_log(after[half:]) - base if len(after) - half >= 3 else full
@@ -234,42 +253,79 @@ def _split_evidence(i: int, adj_open: np.ndarray, adj_high: np.ndarray, adj_low:
     quiet_ok = bool(spike <= np.log(cfg.split_spike_factor))
 
     # No reversion: the median close after the jump stays at the split's new level.
-    later = adj_close[i + 1:i + 1 + cfg.split_level_sessions]
+    later = adj_close[i + 1 : i + 1 + cfg.split_level_sessions]
     if len(later) == 0:
-        later = adj_close[i:i + 1]
+        later = adj_close[i : i + 1]
     level = float(np.median(later) / prev)
     level_ok = bool(abs(np.log(level) - lq) <= min(cfg.split_level_tolerance, 0.5 * abs(lq)))
-    return SplitEvidence(q, gap, close_ratio, common, declared, range_day, range_typical, range_ok,
-                         float(np.exp(spike)), quiet_ok, full, far, -lq, volume_ok, level, level_ok,
-                         cfg.split_evidence_common if common else cfg.split_evidence_rare)
+    return SplitEvidence(
+        q,
+        gap,
+        close_ratio,
+        common,
+        declared,
+        range_day,
+        range_typical,
+        range_ok,
+        float(np.exp(spike)),
+        quiet_ok,
+        full,
+        far,
+        -lq,
+        volume_ok,
+        level,
+        level_ok,
+        cfg.split_evidence_common if common else cfg.split_evidence_rare,
+    )
 
 
-def _jump_finding(ticker: str, ev: SplitEvidence, before: float, after: float, date: str,
-                  row: int | None) -> Finding:
+def _jump_finding(ticker: str, ev: SplitEvidence, before: float, after: float, date: str, row: int | None) -> Finding:
     """An ``unadjusted_split`` error or a ``price_jump`` warning for one jump, saying why."""
     pct = (ev.close_ratio - 1.0) * 100
     moves = f"adjusted close moves {pct:+.1f}% in one day ({before:.4g} -> {after:.4g}; open gap x{ev.gap:.3f})"
     details = {"ratio": ev.close_ratio, "gap": ev.gap, "evidence": ev.to_dict()}
     kind = "common" if ev.common else "rare"
-    if ev.is_split:
+    if ev.is_split and ev.split is not None:
         label = _ratio_text(ev.split)
-        why = ("the split_coefficient declares it" if ev.declared else
-               f"{ev.score} of 3 supporting signs hold, {ev.needed} needed for a {kind} ratio; {ev.signs()}")
-        return Finding(ticker, "unadjusted_split",
-                       f"{moves}: a {label} split ratio that no split adjustment explains ({why}): the series is not "
-                       "split-adjusted", date=date, row=row,
-                       details={**details, "split": str(ev.split), "ratio_text": label})
+        why = (
+            "the split_coefficient declares it"
+            if ev.declared
+            else f"{ev.score} of 3 supporting signs hold, {ev.needed} needed for a {kind} ratio; {ev.signs()}"
+        )
+        return Finding(
+            ticker,
+            "unadjusted_split",
+            f"{moves}: a {label} split ratio that no split adjustment explains ({why}): the series is not "
+            "split-adjusted",
+            date=date,
+            row=row,
+            details={**details, "split": str(ev.split), "ratio_text": label},
+        )
     if ev.split is None:
         why = "the open gap is at no split ratio"
     else:
-        why = (f"the gap sits on a {_ratio_text(ev.split)} split ratio, but a split holds its new level and shows "
-               f"{ev.needed} of 3 supporting signs for a {kind} ratio, {ev.score} here ({ev.signs()})")
-    return Finding(ticker, "price_jump", f"{moves}; {why}; accepted as a real move",
-                   severity="warning", date=date, row=row, details=details)
+        why = (
+            f"the gap sits on a {_ratio_text(ev.split)} split ratio, but a split holds its new level and shows "
+            f"{ev.needed} of 3 supporting signs for a {kind} ratio, {ev.score} here ({ev.signs()})"
+        )
+    return Finding(
+        ticker,
+        "price_jump",
+        f"{moves}; {why}; accepted as a real move",
+        severity="warning",
+        date=date,
+        row=row,
+        details=details,
+    )
 
 
-def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig, previous: pd.DataFrame | None = None,
-                    stats: TickerStats | None = None) -> tuple[list[Finding], list[dict]]:
+def check_anomalies(
+    ticker: str,
+    new: pd.DataFrame,
+    cfg: IngestConfig,
+    previous: pd.DataFrame | None = None,
+    stats: TickerStats | None = None,
+) -> tuple[list[Finding], list[dict]]:
     """Anomaly checks of new adjusted bars, in the context of the stored bars before them (``previous``) and the
     stored statistical schema (``stats``, on the batch's adjustment basis: :func:`stats_on_basis`). Returns findings
     on new dates only, and the corporate-action events recognised (splits).
@@ -284,8 +340,8 @@ def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig, previous:
       ``split_level_tolerance`` (and half of |log q|) of q x the previous close, and
     * supporting signs hold: (1) an ordinary day, its range around the open <= ``split_range_factor`` x the median of
       the ``split_window`` sessions before; (2) no volume spike, the day's volume <= ``split_spike_factor`` x the
-      higher of the volume level before and the level the split leads to; (3) a persistent volume shift, the median log volume of the
-      ``split_window`` sessions after minus that of the sessions before is -log q within
+      higher of the volume level before and the level the split leads to; (3) a persistent volume shift, the median
+      log volume of the ``split_window`` sessions after minus that of the sessions before is -log q within
       max(``split_volume_tolerance`` x |log q|, 0.15), and the later half still shows half of it. A common ratio
       (``clean.COMMON_SPLITS``: 2:1, 3:2, 3:1, 4:1, 1:5, 1:10, 1:20) needs ``split_evidence_common`` (2) of the three,
       any other ratio (5:4, 4:3, 4:5, 3:4, ...) ``split_evidence_rare`` (3); a ``split_coefficient`` declaring that
@@ -298,8 +354,8 @@ def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig, previous:
     events: list[dict] = []
     if len(new) == 0:
         return out, events
-    has_prev = previous is not None and len(previous) > 0
-    ctx = new if not has_prev else pd.concat([previous.iloc[[-1]], new], ignore_index=True)
+    prev = previous if previous is not None and len(previous) > 0 else None
+    ctx = new if prev is None else pd.concat([prev.iloc[[-1]], new], ignore_index=True)
     offset = len(ctx) - len(new)
     dates = ctx["date"].to_numpy()
     raw_rows = ctx["row"].to_numpy(dtype="float64") if "row" in ctx else np.full(len(ctx), np.nan)
@@ -311,14 +367,22 @@ def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig, previous:
     split = ctx["split_ratio"].to_numpy(dtype="float64")
     for i in np.flatnonzero(split != 1.0):
         if i >= offset:
-            events.append({"type": "split", "date": _d(dates[i]), "ratio": float(split[i]),
-                           "ratio_text": _ratio_text(1 / float(split[i]))})
+            events.append(
+                {
+                    "type": "split",
+                    "date": _d(dates[i]),
+                    "ratio": float(split[i]),
+                    "ratio_text": _ratio_text(1 / float(split[i])),
+                }
+            )
 
     # Price jumps, judged on the stored sessions before the batch too (volume and range levels need them).
-    wide = ctx if not has_prev else pd.concat([previous.iloc[-cfg.split_window:], new], ignore_index=True)
+    wide = ctx if prev is None else pd.concat([prev.iloc[-cfg.split_window :], new], ignore_index=True)
     w0 = len(wide) - len(ctx)  # wide index = ctx index + w0
-    cols = {c: wide[c].to_numpy(dtype="float64")
-            for c in ("adj_open", "adj_high", "adj_low", "adj_close", "adj_volume", "split_ratio")}
+    cols = {
+        c: wide[c].to_numpy(dtype="float64")
+        for c in ("adj_open", "adj_high", "adj_low", "adj_close", "adj_volume", "split_ratio")
+    }
     ac = cols["adj_close"]
     jumps = np.zeros(len(wide), dtype=bool)
     if len(wide) > 1:
@@ -330,9 +394,17 @@ def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig, previous:
         i = j - w0
         if i < max(offset, 1):
             continue
-        ev = split_evidence(int(j), cols["adj_open"], cols["adj_high"], cols["adj_low"], ac, cols["adj_volume"],
-                            cols["split_ratio"], cfg)
-        out.append(_jump_finding(ticker, ev, float(ac[j - 1]), float(ac[j]), _d(dates[i]), row_of(i)))
+        ev = split_evidence(
+            int(j),
+            cols["adj_open"],
+            cols["adj_high"],
+            cols["adj_low"],
+            ac,
+            cols["adj_volume"],
+            cols["split_ratio"],
+            cfg,
+        )
+        out.append(_jump_finding(ticker, ev, float(ac[j - 1]), float(ac[j]), _d(dates[i]), row_of(int(i))))
 
     # Stale series: the same OHLCV bar repeated.
     vals = ctx[list(RAW_VALUE_COLUMNS)].to_numpy(dtype="float64")
@@ -341,10 +413,16 @@ def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig, previous:
     for start, length in _runs(same):
         if length + 1 >= cfg.stale_run and start + length - 1 >= offset:
             first = start - 1
-            out.append(Finding(ticker, "stale_series",
-                               f"the same bar repeats {length + 1} days in a row from {_d(dates[first])} "
-                               f"(limit ingest.stale_run={cfg.stale_run}): the feed is stale",
-                               date=_d(dates[first]), row=row_of(first)))
+            out.append(
+                Finding(
+                    ticker,
+                    "stale_series",
+                    f"the same bar repeats {length + 1} days in a row from {_d(dates[first])} "
+                    f"(limit ingest.stale_run={cfg.stale_run}): the feed is stale",
+                    date=_d(dates[first]),
+                    row=row_of(first),
+                )
+            )
 
     # Zero volume: runs are rejected, isolated days are flagged.
     vol = ctx["volume"].to_numpy(dtype="float64")
@@ -352,13 +430,27 @@ def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig, previous:
         if start + length - 1 < offset:
             continue
         if length >= cfg.zero_volume_run:
-            out.append(Finding(ticker, "zero_volume_run",
-                               f"volume is 0 on {length} consecutive days from {_d(dates[start])} "
-                               f"(limit ingest.zero_volume_run={cfg.zero_volume_run})",
-                               date=_d(dates[start]), row=row_of(start)))
+            out.append(
+                Finding(
+                    ticker,
+                    "zero_volume_run",
+                    f"volume is 0 on {length} consecutive days from {_d(dates[start])} "
+                    f"(limit ingest.zero_volume_run={cfg.zero_volume_run})",
+                    date=_d(dates[start]),
+                    row=row_of(start),
+                )
+            )
         else:
-            out.append(Finding(ticker, "zero_volume", f"volume is 0 on {length} day(s) from {_d(dates[start])}",
-                               severity="warning", date=_d(dates[start]), row=row_of(start)))
+            out.append(
+                Finding(
+                    ticker,
+                    "zero_volume",
+                    f"volume is 0 on {length} day(s) from {_d(dates[start])}",
+                    severity="warning",
+                    date=_d(dates[start]),
+                    row=row_of(start),
+                )
+            )
 
     # Out of range against the stored statistical schema.
     if stats is not None:
@@ -367,11 +459,17 @@ def check_anomalies(ticker: str, new: pd.DataFrame, cfg: IngestConfig, previous:
         bad = np.flatnonzero((new_ac > hi) | (new_ac < lo))
         if len(bad):
             i = bad[0]
-            out.append(Finding(ticker, "out_of_range",
-                               f"adjusted close {new_ac[i]:.4g} outside [{lo:.4g}, {hi:.4g}] (stored range "
-                               f"{stats.adj_close_min:.4g}..{stats.adj_close_max:.4g} x/÷ {cfg.range_factor}); "
-                               f"{len(bad)} bar(s) affected",
-                               date=_d(new["date"].iloc[i]), row=int(new["row"].iloc[i])))
+            out.append(
+                Finding(
+                    ticker,
+                    "out_of_range",
+                    f"adjusted close {new_ac[i]:.4g} outside [{lo:.4g}, {hi:.4g}] (stored range "
+                    f"{stats.adj_close_min:.4g}..{stats.adj_close_max:.4g} x/÷ {cfg.range_factor}); "
+                    f"{len(bad)} bar(s) affected",
+                    date=_d(new["date"].iloc[i]),
+                    row=int(new["row"].iloc[i]),
+                )
+            )
     return out, events
 
 
@@ -403,9 +501,16 @@ def drift(ticker: str, new: pd.DataFrame, stored: pd.DataFrame | None, cfg: Inge
     }
     findings: list[Finding] = []
     if ks.statistic > cfg.drift_ks_warn:
-        findings.append(Finding(ticker, "drift", f"returns of the new bars differ from the stored ones: KS "
-                                f"{ks.statistic:.3f} > ingest.drift_ks_warn={cfg.drift_ks_warn}",
-                                severity="warning", details=result))
+        findings.append(
+            Finding(
+                ticker,
+                "drift",
+                f"returns of the new bars differ from the stored ones: KS "
+                f"{ks.statistic:.3f} > ingest.drift_ks_warn={cfg.drift_ks_warn}",
+                severity="warning",
+                details=result,
+            )
+        )
     return findings, result
 
 
@@ -424,8 +529,9 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def overlap_conflicts(ticker: str, new: pd.DataFrame, stored: pd.DataFrame, rtol: float,
-                      limit: int = 5) -> list[Finding]:
+def overlap_conflicts(
+    ticker: str, new: pd.DataFrame, stored: pd.DataFrame, rtol: float, limit: int = 5
+) -> list[Finding]:
     """Raw (as traded) values that disagree with the stored ones on the same dates: rejected, both values shown.
 
     Adjusted values are not compared: they legitimately change after a later dividend or split.
@@ -443,10 +549,21 @@ def overlap_conflicts(ticker: str, new: pd.DataFrame, stored: pd.DataFrame, rtol
     idx = np.flatnonzero(bad)
     for i in idx[:limit]:
         r = m.iloc[i]
-        diffs = {c: (float(r[f"{c}_stored"]), float(r[c])) for c in RAW_VALUE_COLUMNS
-                 if not np.isclose(r[c], r[f"{c}_stored"], rtol=rtol, atol=0.0)}
+        diffs = {
+            c: (float(r[f"{c}_stored"]), float(r[c]))
+            for c in RAW_VALUE_COLUMNS
+            if not np.isclose(r[c], r[f"{c}_stored"], rtol=rtol, atol=0.0)
+        }
         shown = ", ".join(f"{c} stored {o} vs new {n}" for c, (o, n) in diffs.items())
-        out.append(Finding(ticker, "conflict", f"raw values disagree with the stored bar: {shown}"
-                           + (f" ({len(idx)} conflicting dates in all)" if len(idx) > 1 else ""),
-                           date=_d(r["date"]), row=int(r["row"]), details={"diffs": diffs}))
+        out.append(
+            Finding(
+                ticker,
+                "conflict",
+                f"raw values disagree with the stored bar: {shown}"
+                + (f" ({len(idx)} conflicting dates in all)" if len(idx) > 1 else ""),
+                date=_d(r["date"]),
+                row=int(r["row"]),
+                details={"diffs": diffs},
+            )
+        )
     return out

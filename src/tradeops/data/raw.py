@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class RawFile:
     source: str
     location: str
     declared_size: int | None = None
-    fetched_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    fetched_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     fmt_hint: str | None = None  # "json" for Alpha Vantage JSON payloads, else CSV is assumed
     expected_symbol: str | None = None
 

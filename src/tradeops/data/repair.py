@@ -109,8 +109,7 @@ def _event(action: str, message: str, **details: Any) -> dict:
     return {"type": "repaired", "action": action, "message": message, **details}
 
 
-def _finish_pending(lake: st.Lake, reports_dir: Path, path: Path, history: list[dict], by: str,
-                    write: bool) -> dict:
+def _finish_pending(lake: st.Lake, reports_dir: Path, path: Path, history: list[dict], by: str, write: bool) -> dict:
     """Finish (or mark aborted) one pending report, from what the bars history says happened."""
     doc = json.loads(path.read_text())
     rid, plan = doc["report_id"], doc.get("plan", {})
@@ -119,11 +118,16 @@ def _finish_pending(lake: st.Lake, reports_dir: Path, path: Path, history: list[
     where = {"report_id": rid, "report": str(report_path(reports_dir, rid))}
     if plan.get("bars_tickers") and (commit is None or undone):
         state = "aborted" if commit is None else "failed"
-        msg = (f"ingest {rid} stopped before its bars commit; nothing of it was stored" if commit is None else
-               f"ingest {rid} undid its bars commit v{commit['version']} before it stopped")
+        msg = (
+            f"ingest {rid} stopped before its bars commit; nothing of it was stored"
+            if commit is None
+            else f"ingest {rid} undid its bars commit v{commit['version']} before it stopped"
+        )
         if write:
-            finalise(reports_dir, {**doc, "state": state, "bars_version_after": doc.get("bars_version_before"),
-                                   "repaired_by": by})
+            finalise(
+                reports_dir,
+                {**doc, "state": state, "bars_version_after": doc.get("bars_version_before"), "repaired_by": by},
+            )
         return _event(f"report_{state}", msg, **where)
     version = commit["version"] if commit else doc.get("bars_version_before")
     meta = {"operation": "ingest_repair", "report_id": rid, "repaired_by": by}
@@ -142,8 +146,12 @@ def _finish_pending(lake: st.Lake, reports_dir: Path, path: Path, history: list[
     verb = "wrote" if write else "to write:"
     wrote = f"{verb} {' and '.join(done)} from its pending report" if done else "its tables were complete"
     step = f"its bars commit v{version}" if commit else "validation"
-    return _event("report_completed", f"ingest {rid} was interrupted after {step}; {wrote}; report "
-                  f"{'finalised' if write else 'pending'}", bars_version=version, **where)
+    return _event(
+        "report_completed",
+        f"ingest {rid} was interrupted after {step}; {wrote}; report {'finalised' if write else 'pending'}",
+        bars_version=version,
+        **where,
+    )
 
 
 def _lost_reports(lake: st.Lake, reports_dir: Path, history: list[dict], by: str, write: bool) -> list[dict]:
@@ -157,22 +165,45 @@ def _lost_reports(lake: st.Lake, reports_dir: Path, history: list[dict], by: str
         if report_path(reports_dir, rid).exists() or pending_path(reports_dir, rid).exists():
             continue  # finalised without rows on purpose (failed, undone) or finished by _finish_pending
         tickers = _tickers(h.get("tickers")) or []
-        msg = (f"bars v{h['version']} was written by ingest {rid}, whose report was lost (no JSON, no "
-               f"validation rows); placeholder rows with status 'unknown' {'were' if write else 'to be'} recorded")
+        msg = (
+            f"bars v{h['version']} was written by ingest {rid}, whose report was lost (no JSON, no "
+            f"validation rows); placeholder rows with status 'unknown' {'were' if write else 'to be'} recorded"
+        )
         out.append(_event("report_lost", msg, report_id=rid, bars_version=h["version"], tickers=tickers))
         if not write:
             continue
         finding = {"rule": "report_lost", "severity": "warning", "message": msg}
         created = pd.Timestamp(h["timestamp"]) if h.get("timestamp") else st.utcnow()
-        rows = pd.DataFrame([{"report_id": rid, "ticker": t, "status": "unknown", "source": h.get("source"),
-                              "errors": 0, "warnings": 1, "findings_json": json.dumps([{**finding, "ticker": t}]),
-                              "bars_version": h["version"], "created_at": created} for t in tickers])
+        rows = pd.DataFrame(
+            [
+                {
+                    "report_id": rid,
+                    "ticker": t,
+                    "status": "unknown",
+                    "source": h.get("source"),
+                    "errors": 0,
+                    "warnings": 1,
+                    "findings_json": json.dumps([{**finding, "ticker": t}]),
+                    "bars_version": h["version"],
+                    "created_at": created,
+                }
+                for t in tickers
+            ]
+        )
         if len(rows):
             lake.append(st.REPORTS, rows, {"operation": "ingest_repair", "report_id": rid, "repaired_by": by})
-        write_json(report_path(reports_dir, rid), {
-            "report_id": rid, "state": "lost", "source": h.get("source"), "bars_version_after": h["version"],
-            "repaired_by": by, "tickers": [{"ticker": t, "status": "unknown"} for t in tickers],
-            "findings": [finding]})
+        write_json(
+            report_path(reports_dir, rid),
+            {
+                "report_id": rid,
+                "state": "lost",
+                "source": h.get("source"),
+                "bars_version_after": h["version"],
+                "repaired_by": by,
+                "tickers": [{"ticker": t, "status": "unknown"} for t in tickers],
+                "findings": [finding],
+            },
+        )
     return out
 
 
@@ -213,19 +244,43 @@ def _repair_stats(lake: st.Lake, history: list[dict], by: str, write: bool) -> l
     gone = sorted(t for t, (have, _) in stale.items() if t not in groups and have >= 0)
     out = []
     if groups:
-        names = ", ".join(f"{t} (v{stale[t][0]} < v{stale[t][1]})" if stale[t][0] >= 0 else f"{t} (missing)"
-                          for t in groups)
+        names = ", ".join(
+            f"{t} (v{stale[t][0]} < v{stale[t][1]})" if stale[t][0] >= 0 else f"{t} (missing)" for t in groups
+        )
         verb = "recomputed from" if write else "older than the last commits touching them, to recompute from"
-        out.append(_event("stats_recomputed", f"bar_stats of {names} {verb} bars v{current}",
-                          table=st.STATS, tickers=list(groups), bars_version=current))
+        out.append(
+            _event(
+                "stats_recomputed",
+                f"bar_stats of {names} {verb} bars v{current}",
+                table=st.STATS,
+                tickers=list(groups),
+                bars_version=current,
+            )
+        )
         if write:
-            rows = pd.DataFrame([{**infer_stats(t, g).to_dict(), "bars_version": current, "report_id": by,
-                                  "computed_at": st.utcnow()} for t, g in groups.items()])
+            rows = pd.DataFrame(
+                [
+                    {
+                        **infer_stats(t, g).to_dict(),
+                        "bars_version": current,
+                        "report_id": by,
+                        "computed_at": st.utcnow(),
+                    }
+                    for t, g in groups.items()
+                ]
+            )
             lake.upsert(st.STATS, rows, {"operation": "ingest_repair", "report_id": by, "bars_version": current})
     if gone:
         verb = "dropped" if write else "to drop"
-        out.append(_event("stats_dropped", f"bar_stats of {', '.join(gone)} {verb}: no bars stored any more "
-                          f"(bars v{current})", table=st.STATS, tickers=gone, bars_version=current))
+        out.append(
+            _event(
+                "stats_dropped",
+                f"bar_stats of {', '.join(gone)} {verb}: no bars stored any more (bars v{current})",
+                table=st.STATS,
+                tickers=gone,
+                bars_version=current,
+            )
+        )
         if write:
             lake.delete_tickers(st.STATS, gone, {"operation": "ingest_repair", "report_id": by})
     return out
@@ -235,10 +290,19 @@ def _missing_rows(lake: st.Lake, history: list[dict]) -> list[dict]:
     """Bars commits (not undone) whose report has no validation_reports rows (a table-only check)."""
     have = _report_ids(lake, st.REPORTS)
     undone = {h.get("undoes") for h in history}
-    return [_event("report_rows_missing", f"bars v{h['version']} was written by ingest {h['report_id']}, which has "
-                   "no validation_reports rows", report_id=h["report_id"], bars_version=h["version"])
-            for h in history if h.get("operation") == "ingest" and h.get("report_id")
-            and h["report_id"] not in have and h["report_id"] not in undone]
+    return [
+        _event(
+            "report_rows_missing",
+            f"bars v{h['version']} was written by ingest {h['report_id']}, which has no validation_reports rows",
+            report_id=h["report_id"],
+            bars_version=h["version"],
+        )
+        for h in history
+        if h.get("operation") == "ingest"
+        and h.get("report_id")
+        and h["report_id"] not in have
+        and h["report_id"] not in undone
+    ]
 
 
 def _scan(lake: st.Lake, reports_dir: Path | None, by: str, write: bool) -> list[dict]:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from importlib import resources
 from pathlib import Path
@@ -24,13 +25,15 @@ class Source(Protocol):
         ...
 
 
-def _pick(available: dict[str, object], tickers: list[str] | None, where: str) -> list[str]:
+def _pick(available: Mapping[str, object], tickers: list[str] | None, where: str) -> list[str]:
     if not tickers:
         return sorted(available)
     missing = [t for t in tickers if t not in available]
     if missing:
-        raise UsageError(f"no data for ticker(s) {', '.join(missing)} in {where}; available: "
-                         f"{', '.join(sorted(available)) or 'none'}")
+        raise UsageError(
+            f"no data for ticker(s) {', '.join(missing)} in {where}; available: "
+            f"{', '.join(sorted(available)) or 'none'}"
+        )
     return list(dict.fromkeys(tickers))
 
 
@@ -58,8 +61,15 @@ class CsvSource:
         out = []
         for t in _pick(found, tickers, str(self.path)):
             for p in found[t]:
-                out.append(RawFile(ticker=t, content=p.read_bytes(), source=self.name, location=str(p),
-                                   declared_size=p.stat().st_size))
+                out.append(
+                    RawFile(
+                        ticker=t,
+                        content=p.read_bytes(),
+                        source=self.name,
+                        location=str(p),
+                        declared_size=p.stat().st_size,
+                    )
+                )
         return out
 
 
@@ -74,8 +84,15 @@ class SampleSource:
         out = []
         for t in _pick(found, tickers, "the bundled sample"):
             content = found[t].read_bytes()
-            out.append(RawFile(ticker=t, content=content, source=self.name,
-                               location=f"package:{SAMPLE_PACKAGE}/{found[t].name}", declared_size=len(content)))
+            out.append(
+                RawFile(
+                    ticker=t,
+                    content=content,
+                    source=self.name,
+                    location=f"package:{SAMPLE_PACKAGE}/{found[t].name}",
+                    declared_size=len(content),
+                )
+            )
         return out
 
     @staticmethod

@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,44 +33,110 @@ REPORTS = "validation_reports"
 LINEAGE = "lineage"
 
 _F = pa.float64()
-BARS_SCHEMA = pa.schema([
-    ("ticker", pa.string()), ("date", pa.date32()),
-    ("open", _F), ("high", _F), ("low", _F), ("close", _F), ("volume", _F),
-    ("adj_open", _F), ("adj_high", _F), ("adj_low", _F), ("adj_close", _F), ("adj_volume", _F),
-    ("dividend", _F), ("split_ratio", _F),
-    ("source", pa.string()), ("ingested_at", pa.timestamp("us", tz="UTC")), ("report_id", pa.string()),
-])
-QUARANTINE_SCHEMA = pa.schema([
-    ("ticker", pa.string()), ("date", pa.date32()), ("row", pa.int64()),
-    ("open", _F), ("high", _F), ("low", _F), ("close", _F), ("volume", _F), ("adj_close", _F),
-    ("rules", pa.string()), ("reason", pa.string()), ("payload_excerpt", pa.string()),
-    ("source", pa.string()), ("location", pa.string()), ("report_id", pa.string()),
-    ("quarantined_at", pa.timestamp("us", tz="UTC")),
-])
-STATS_SCHEMA = pa.schema([
-    ("ticker", pa.string()), ("n_rows", pa.int64()), ("first_date", pa.string()), ("last_date", pa.string()),
-    ("adj_close_min", _F), ("adj_close_max", _F), ("ret_mean", _F), ("ret_std", _F), ("ret_q01", _F),
-    ("ret_q99", _F), ("ret_absmax", _F), ("volume_median", _F), ("logvol_mean", _F), ("logvol_std", _F),
-    ("zero_volume_frac", _F), ("null_frac", _F), ("bars_version", pa.int64()), ("report_id", pa.string()),
-    ("computed_at", pa.timestamp("us", tz="UTC")),
-])
-REPORTS_SCHEMA = pa.schema([
-    ("report_id", pa.string()), ("ticker", pa.string()), ("status", pa.string()), ("source", pa.string()),
-    ("location", pa.string()), ("sha256", pa.string()), ("bytes", pa.int64()), ("rows_in", pa.int64()),
-    ("rows_written", pa.int64()), ("errors", pa.int64()), ("warnings", pa.int64()), ("findings_json", pa.string()),
-    ("bars_version", pa.int64()), ("created_at", pa.timestamp("us", tz="UTC")),
-])
-LINEAGE_SCHEMA = pa.schema([
-    ("dataset", pa.string()), ("dataset_version", pa.int64()), ("consumer_kind", pa.string()),
-    ("consumer", pa.string()), ("consumer_version", pa.string()), ("recorded_at", pa.timestamp("us", tz="UTC")),
-])
-SCHEMAS = {BARS: BARS_SCHEMA, QUARANTINE: QUARANTINE_SCHEMA, STATS: STATS_SCHEMA, REPORTS: REPORTS_SCHEMA,
-           LINEAGE: LINEAGE_SCHEMA}
+BARS_SCHEMA = pa.schema(
+    [
+        ("ticker", pa.string()),
+        ("date", pa.date32()),
+        ("open", _F),
+        ("high", _F),
+        ("low", _F),
+        ("close", _F),
+        ("volume", _F),
+        ("adj_open", _F),
+        ("adj_high", _F),
+        ("adj_low", _F),
+        ("adj_close", _F),
+        ("adj_volume", _F),
+        ("dividend", _F),
+        ("split_ratio", _F),
+        ("source", pa.string()),
+        ("ingested_at", pa.timestamp("us", tz="UTC")),
+        ("report_id", pa.string()),
+    ]
+)
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("ticker", pa.string()),
+        ("date", pa.date32()),
+        ("row", pa.int64()),
+        ("open", _F),
+        ("high", _F),
+        ("low", _F),
+        ("close", _F),
+        ("volume", _F),
+        ("adj_close", _F),
+        ("rules", pa.string()),
+        ("reason", pa.string()),
+        ("payload_excerpt", pa.string()),
+        ("source", pa.string()),
+        ("location", pa.string()),
+        ("report_id", pa.string()),
+        ("quarantined_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+STATS_SCHEMA = pa.schema(
+    [
+        ("ticker", pa.string()),
+        ("n_rows", pa.int64()),
+        ("first_date", pa.string()),
+        ("last_date", pa.string()),
+        ("adj_close_min", _F),
+        ("adj_close_max", _F),
+        ("ret_mean", _F),
+        ("ret_std", _F),
+        ("ret_q01", _F),
+        ("ret_q99", _F),
+        ("ret_absmax", _F),
+        ("volume_median", _F),
+        ("logvol_mean", _F),
+        ("logvol_std", _F),
+        ("zero_volume_frac", _F),
+        ("null_frac", _F),
+        ("bars_version", pa.int64()),
+        ("report_id", pa.string()),
+        ("computed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+REPORTS_SCHEMA = pa.schema(
+    [
+        ("report_id", pa.string()),
+        ("ticker", pa.string()),
+        ("status", pa.string()),
+        ("source", pa.string()),
+        ("location", pa.string()),
+        ("sha256", pa.string()),
+        ("bytes", pa.int64()),
+        ("rows_in", pa.int64()),
+        ("rows_written", pa.int64()),
+        ("errors", pa.int64()),
+        ("warnings", pa.int64()),
+        ("findings_json", pa.string()),
+        ("bars_version", pa.int64()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+LINEAGE_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("dataset_version", pa.int64()),
+        ("consumer_kind", pa.string()),
+        ("consumer", pa.string()),
+        ("consumer_version", pa.string()),
+        ("recorded_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+SCHEMAS = {
+    BARS: BARS_SCHEMA,
+    QUARANTINE: QUARANTINE_SCHEMA,
+    STATS: STATS_SCHEMA,
+    REPORTS: REPORTS_SCHEMA,
+    LINEAGE: LINEAGE_SCHEMA,
+}
 KEYS = {BARS: ("ticker", "date"), STATS: ("ticker",)}
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
@@ -109,8 +175,9 @@ def _plain_strings(tbl: pa.Table) -> pa.Table:
     return tbl.cast(pa.schema([pa.field(f.name, pa.string(), f.nullable) if f in odd else f for f in tbl.schema]))
 
 
-def read_delta(dt, schema: pa.Schema | None = None, *, tickers: list[str] | None = None,
-               columns: list[str] | None = None) -> pa.Table:
+def read_delta(
+    dt, schema: pa.Schema | None = None, *, tickers: list[str] | None = None, columns: list[str] | None = None
+) -> pa.Table:
     """Read a Delta table snapshot into Arrow, optionally only ``tickers`` and ``columns``.
 
     The ticker filter is applied to the scanned rows (:func:`is_in_strings`), never handed to the dataset scan: the
@@ -135,8 +202,7 @@ def read_delta(dt, schema: pa.Schema | None = None, *, tickers: list[str] | None
     tbl = _plain_strings(tbl)
     if schema is not None:
         names = set(schema.names)
-        tbl = tbl.cast(pa.schema([schema.field(n) if n in names else tbl.schema.field(n)
-                                  for n in tbl.column_names]))
+        tbl = tbl.cast(pa.schema([schema.field(n) if n in names else tbl.schema.field(n) for n in tbl.column_names]))
     return tbl
 
 
@@ -164,8 +230,14 @@ class Lake:
         """Current version of ``table``, ``None`` when it does not exist yet."""
         return self.table(table).version() if self.exists(table) else None
 
-    def read(self, table: str, *, version: int | None = None, tickers: list[str] | None = None,
-             columns: list[str] | None = None) -> pd.DataFrame:
+    def read(
+        self,
+        table: str,
+        *,
+        version: int | None = None,
+        tickers: list[str] | None = None,
+        columns: list[str] | None = None,
+    ) -> pd.DataFrame:
         """Read a table (optionally an older version) as pandas; an absent table reads as empty."""
         schema = SCHEMAS[table]
         if not self.exists(table):
@@ -176,8 +248,14 @@ class Lake:
             df["date"] = pd.to_datetime(df["date"])
         return df
 
-    def arrow(self, table: str, *, version: int | None = None, tickers: list[str] | None = None,
-              columns: list[str] | None = None) -> pa.Table:
+    def arrow(
+        self,
+        table: str,
+        *,
+        version: int | None = None,
+        tickers: list[str] | None = None,
+        columns: list[str] | None = None,
+    ) -> pa.Table:
         """Read a table as Arrow with the declared schema types, optionally filtered to ``tickers``."""
         return read_delta(self.table(table, version), SCHEMAS.get(table), tickers=tickers, columns=columns)
 
@@ -190,13 +268,18 @@ class Lake:
             df["date"] = pd.to_datetime(df["date"])
         return df
 
-    def _write(self, table: str, df: pd.DataFrame, metadata: dict[str, Any], mode: str = "append") -> int:
+    def _write(self, table: str, df: pd.DataFrame, metadata: dict[str, Any]) -> int:
         from deltalake import CommitProperties, write_deltalake
 
         data = _to_arrow(df, SCHEMAS[table])
-        write_deltalake(self.uri(table), data, mode=mode, storage_options=self.storage_options,
-                        commit_properties=CommitProperties(custom_metadata=_meta(metadata)),
-                        name=table)
+        write_deltalake(
+            self.uri(table),
+            data,
+            mode="append",
+            storage_options=self.storage_options,
+            commit_properties=CommitProperties(custom_metadata=_meta(metadata)),
+            name=table,
+        )
         return self.table(table).version()
 
     def append(self, table: str, df: pd.DataFrame, metadata: dict[str, Any]) -> int:
@@ -212,9 +295,18 @@ class Lake:
         keys = KEYS[table]
         predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
         dt = self.table(table)
-        (dt.merge(_to_arrow(df, SCHEMAS[table]), predicate=predicate, source_alias="s", target_alias="t",
-                  commit_properties=CommitProperties(custom_metadata=_meta(metadata)))
-           .when_matched_update_all().when_not_matched_insert_all().execute())
+        (
+            dt.merge(
+                _to_arrow(df, SCHEMAS[table]),
+                predicate=predicate,
+                source_alias="s",
+                target_alias="t",
+                commit_properties=CommitProperties(custom_metadata=_meta(metadata)),
+            )
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
         return self.table(table).version()
 
     def restore(self, table: str, version: int, reason: str, **metadata: Any) -> int:
@@ -222,8 +314,12 @@ class Lake:
         from deltalake import CommitProperties
 
         dt = self.table(table)
-        dt.restore(version, commit_properties=CommitProperties(
-            custom_metadata=_meta({"operation": "restore", "reason": reason, **metadata})))
+        dt.restore(
+            version,
+            commit_properties=CommitProperties(
+                custom_metadata=_meta({"operation": "restore", "reason": reason, **metadata})
+            ),
+        )
         return self.table(table).version()
 
     def undo(self, table: str, written: int, before: int | None, reason: str, **metadata: Any) -> bool:
@@ -239,8 +335,11 @@ class Lake:
         if before is not None:
             self.restore(table, before, reason, **metadata)
         else:
-            self.table(table).delete(commit_properties=CommitProperties(
-                custom_metadata=_meta({"operation": "restore", "reason": reason, **metadata})))
+            self.table(table).delete(
+                commit_properties=CommitProperties(
+                    custom_metadata=_meta({"operation": "restore", "reason": reason, **metadata})
+                )
+            )
         return True
 
     def delete_tickers(self, table: str, tickers: list[str], metadata: dict[str, Any]) -> int | None:
@@ -250,8 +349,9 @@ class Lake:
         if not self.exists(table) or not tickers:
             return self.version(table)
         quoted = ", ".join("'" + t.replace("'", "''") + "'" for t in tickers)
-        self.table(table).delete(f"ticker IN ({quoted})",
-                                 commit_properties=CommitProperties(custom_metadata=_meta(metadata)))
+        self.table(table).delete(
+            f"ticker IN ({quoted})", commit_properties=CommitProperties(custom_metadata=_meta(metadata))
+        )
         return self.table(table).version()
 
     def history(self, table: str) -> list[dict]:
@@ -263,16 +363,28 @@ class Lake:
             meta = {"version": h.get("version"), "delta_operation": h.get("operation")}
             meta.update({k.removeprefix(META_PREFIX): v for k, v in h.items() if k.startswith(META_PREFIX)})
             ts = h.get("timestamp")
-            meta["timestamp"] = (datetime.fromtimestamp(ts / 1000, timezone.utc).isoformat()
-                                 if isinstance(ts, (int, float)) else ts)
+            meta["timestamp"] = (
+                datetime.fromtimestamp(ts / 1000, UTC).isoformat() if isinstance(ts, (int, float)) else ts
+            )
             out.append(meta)
         return out
 
-    def record_lineage(self, dataset: str, dataset_version: int, consumer_kind: str, consumer: str,
-                       consumer_version: str) -> int:
+    def record_lineage(
+        self, dataset: str, dataset_version: int, consumer_kind: str, consumer: str, consumer_version: str
+    ) -> int:
         """Record that ``consumer`` (e.g. a registered model version) read ``dataset`` at ``dataset_version``."""
-        row = pd.DataFrame([{"dataset": dataset, "dataset_version": dataset_version, "consumer_kind": consumer_kind,
-                             "consumer": consumer, "consumer_version": consumer_version, "recorded_at": utcnow()}])
+        row = pd.DataFrame(
+            [
+                {
+                    "dataset": dataset,
+                    "dataset_version": dataset_version,
+                    "consumer_kind": consumer_kind,
+                    "consumer": consumer,
+                    "consumer_version": consumer_version,
+                    "recorded_at": utcnow(),
+                }
+            ]
+        )
         return self.append(LINEAGE, row, {"operation": "lineage", "dataset": dataset})
 
 

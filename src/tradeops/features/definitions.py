@@ -49,7 +49,7 @@ __all__ = [
 
 #: Bumped when the meaning of the hashed payload changes (not when definitions change: those are hashed).
 #: /2: only the computation-determining fields are hashed (name, indicator, window, impl_version), no text.
-FEATURE_SET_SCHEMA = "tradeops.features.definitions/2"
+FEATURE_SET_SCHEMA = "tradeops.features.registry/2"  # a tag, not a module path: renaming it changes every version
 
 DEFAULT_WINDOWS: range = range(6, 21)
 
@@ -464,8 +464,7 @@ def feature_set_version(defs: Sequence[FeatureDef], **params: object) -> str:
     payload = {
         "schema": FEATURE_SET_SCHEMA,
         "defs": [
-            {"name": d.name, "indicator": d.indicator, "window": d.window, "impl_version": d.impl_version}
-            for d in defs
+            {"name": d.name, "indicator": d.indicator, "window": d.window, "impl_version": d.impl_version} for d in defs
         ],
         "params": {k: _canonical(v, k) for k, v in sorted(params.items())},
     }

@@ -126,8 +126,9 @@ class ImageLayout:
         if len(features) != len(self.feature_names) or not self.name_set.issuperset(features):
             self._raise_names(list(features))
         try:
-            return np.fromiter((features[n] for n in self.feature_names), dtype=np.float64,
-                               count=len(self.feature_names))
+            return np.fromiter(
+                (features[n] for n in self.feature_names), dtype=np.float64, count=len(self.feature_names)
+            )
         except KeyError:
             self._raise_names(list(features))
             raise
@@ -136,8 +137,10 @@ class ImageLayout:
         have = set(columns)
         missing = [n for n in self.feature_names if n not in have]
         extra = [c for c in columns if c not in self.name_set]
-        raise KeyError(f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-                       f"extra {extra[:5]}{'...' if len(extra) > 5 else ''}")
+        raise KeyError(
+            f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"extra {extra[:5]}{'...' if len(extra) > 5 else ''}"
+        )
 
     def column_order(self, columns: Sequence[str]) -> list[str]:
         """The model's feature columns; raises ``KeyError`` naming missing/extra ones among ``columns``."""

@@ -18,7 +18,6 @@ from tradeops.validation import BAR_COLUMNS, check_trading_index, check_value_co
 __all__ = ["BAR_COLUMNS", "check_trading_index", "check_value_columns", "compute_features", "validate_bars"]
 
 
-
 class _Bars:
     """Contiguous float64 inputs plus a cache of intermediates shared between features (EMA, WMA, sums...)."""
 
@@ -147,8 +146,7 @@ def _roc(b: _Bars, n: int, out: np.ndarray) -> None:
     out[:] = talib.ROCP(b.close, n)
 
 
-def chaikin_money_flow(mfv_sum: np.ndarray, volume_sum: np.ndarray, traded_days: np.ndarray,
-                       out: np.ndarray) -> None:
+def chaikin_money_flow(mfv_sum: np.ndarray, volume_sum: np.ndarray, traded_days: np.ndarray, out: np.ndarray) -> None:
     """out = sum(MFV, n)/sum(volume, n), 0 where the window traded no volume, NaN where the sums are NaN."""
     np.divide(mfv_sum, volume_sum, out=out, where=traded_days > 0)
     out[traded_days == 0] = 0.0
@@ -271,7 +269,8 @@ def compute_features(bars: pd.DataFrame, defs: Sequence[FeatureDef], *, ticker: 
             # The version hash names impl_version; computing other numbers under it would mislabel a table.
             raise ValueError(
                 f"{who}feature {d.name!r}: impl_version {d.impl_version} is not the current implementation "
-                f"{impl_version(d.indicator)} of {d.indicator}; rebuild the definitions from tradeops.features.definitions"
+                f"{impl_version(d.indicator)} of {d.indicator}; rebuild the definitions from "
+                "tradeops.features.definitions"
             )
         if d.window < min_window(d.indicator):
             raise ValueError(

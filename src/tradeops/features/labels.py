@@ -129,9 +129,7 @@ def decode_labels(ids: pd.Series | np.ndarray) -> pd.Series:
     ok = np.isin(vals, np.arange(len(CLASSES), dtype=np.float64))
     if not ok.all():
         k = int(np.flatnonzero(~ok)[0])
-        raise ValueError(
-            f"unknown class id {present.iloc[k]} at {present.index[k]}; valid ids: 0..{len(CLASSES) - 1}"
-        )
+        raise ValueError(f"unknown class id {present.iloc[k]} at {present.index[k]}; valid ids: 0..{len(CLASSES) - 1}")
     names = np.empty(len(s), dtype=object)
     names[missing] = None
     names[~missing] = np.asarray(CLASSES, dtype=object)[vals.astype(np.int64)]

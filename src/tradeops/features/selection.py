@@ -169,5 +169,3 @@ def _labels(y: pd.Series | np.ndarray, X: pd.DataFrame) -> np.ndarray:
     if arr.ndim != 1 or len(arr) != len(X):
         raise ValueError(f"y must be 1-D with {len(X)} labels (one per row of X), got shape {arr.shape}")
     return arr
-
-

@@ -205,8 +205,9 @@ def walk_forward(
         region = b - a + 1
         if val_fraction > 0:
             n_val = max(1, math.floor(val_fraction * region + 0.5))
-            vs: int | None = b - n_val + 1
-            fe = vs - embargo - 1
+            val_start = b - n_val + 1
+            vs: int | None = val_start
+            fe = val_start - embargo - 1
         else:
             vs = None
             fe = b

@@ -26,15 +26,15 @@ import pyarrow as pa
 
 from tradeops.data import store as st
 from tradeops.errors import TradeopsError, UsageError
+from tradeops.features.definitions import DEFAULT_WINDOWS, FeatureDef, definitions_for, feature_set_version
 from tradeops.features.indicators import compute_features
 from tradeops.features.labels import CLASSES, LABEL_COLUMN, LABEL_KNOWN_AT_COLUMN, label_known_at, label_sezer
-from tradeops.features.definitions import DEFAULT_WINDOWS, FeatureDef, definitions_for, feature_set_version
 
 KEY = ("ticker", "date")
-_BAR_COLUMNS = {"adj_open": "open", "adj_high": "high", "adj_low": "low", "adj_close": "close",
-                "adj_volume": "volume"}
-LABELS_SCHEMA = pa.schema([("ticker", pa.string()), ("date", pa.date32()), (LABEL_COLUMN, pa.string()),
-                           (LABEL_KNOWN_AT_COLUMN, pa.date32())])
+_BAR_COLUMNS = {"adj_open": "open", "adj_high": "high", "adj_low": "low", "adj_close": "close", "adj_volume": "volume"}
+LABELS_SCHEMA = pa.schema(
+    [("ticker", pa.string()), ("date", pa.date32()), (LABEL_COLUMN, pa.string()), (LABEL_KNOWN_AT_COLUMN, pa.date32())]
+)
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,7 @@ class FeatureSet:
         return f"labels_w{self.label_window}"
 
     def schema(self) -> pa.Schema:
-        return pa.schema([("ticker", pa.string()), ("date", pa.date32())]
-                         + [(n, pa.float32()) for n in self.names])
+        return pa.schema([("ticker", pa.string()), ("date", pa.date32())] + [(n, pa.float32()) for n in self.names])
 
 
 def bars_for_features(bars: pd.DataFrame) -> pd.DataFrame:
@@ -89,8 +88,9 @@ def ticker_features(bars: pd.DataFrame, fs: FeatureSet, ticker: str) -> pd.DataF
 def ticker_labels(bars: pd.DataFrame, window: int) -> pd.DataFrame:
     """Sezer labels on the adjusted close and the date each becomes known (rows without a label dropped)."""
     close = pd.Series(bars["adj_close"].to_numpy(), index=pd.DatetimeIndex(bars["date"], name="date"))
-    out = pd.DataFrame({LABEL_COLUMN: label_sezer(close, window),
-                        LABEL_KNOWN_AT_COLUMN: label_known_at(close.index, window)})
+    out = pd.DataFrame(
+        {LABEL_COLUMN: label_sezer(close, window), LABEL_KNOWN_AT_COLUMN: label_known_at(close.index, window)}
+    )
     return out.loc[out[LABEL_COLUMN].notna()]
 
 
@@ -105,24 +105,34 @@ class BuildResult:
     class_balance: pd.DataFrame
 
     def to_dict(self) -> dict:
-        return {"preset": self.feature_set.preset, "feature_set_version": self.feature_set.version,
-                "features_table": self.feature_set.table, "labels_table": self.feature_set.labels_table,
-                "n_features": len(self.feature_set.defs), "bars_version": self.bars_version,
-                "features_version": self.features_version, "labels_version": self.labels_version,
-                "rows": self.rows, "tickers": self.tickers,
-                "class_balance": self.class_balance.reset_index().to_dict("records")}
+        return {
+            "preset": self.feature_set.preset,
+            "feature_set_version": self.feature_set.version,
+            "features_table": self.feature_set.table,
+            "labels_table": self.feature_set.labels_table,
+            "n_features": len(self.feature_set.defs),
+            "bars_version": self.bars_version,
+            "features_version": self.features_version,
+            "labels_version": self.labels_version,
+            "rows": self.rows,
+            "tickers": self.tickers,
+            "class_balance": self.class_balance.reset_index().to_dict("records"),
+        }
 
 
 def _WRITER(column_properties, writer_properties):
     """Parquet settings for wide float tables: dictionary encoding off except for the ticker (trying dictionaries
     on continuous floats made delta-rs writes ~4.5x slower: 87k vs 390k rows/s for 225 columns on one core)."""
-    return writer_properties(compression="SNAPPY",
-                             default_column_properties=column_properties(dictionary_enabled=False),
-                             column_properties={"ticker": column_properties(dictionary_enabled=True)})
+    return writer_properties(
+        compression="SNAPPY",
+        default_column_properties=column_properties(dictionary_enabled=False),
+        column_properties={"ticker": column_properties(dictionary_enabled=True)},
+    )
 
 
-def _write(lake: st.Lake, table: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], tickers: list[str],
-           metadata: dict) -> int:
+def _write(
+    lake: st.Lake, table: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch], tickers: list[str], metadata: dict
+) -> int:
     """Replace ``tickers``' rows of ``table`` with ``batches`` in ONE Delta commit (streamed, bounded memory)."""
     from deltalake import ColumnProperties, CommitProperties, WriterProperties, write_deltalake
 
@@ -131,15 +141,25 @@ def _write(lake: st.Lake, table: str, schema: pa.Schema, batches: Iterator[pa.Re
     if lake.exists(table):
         quoted = ", ".join("'" + t.replace("'", "''") + "'" for t in tickers)
         kw = {"mode": "overwrite", "predicate": f"ticker IN ({quoted})"}
-    write_deltalake(lake.uri(table), reader, commit_properties=CommitProperties(custom_metadata=st._meta(metadata)),
-                    writer_properties=_WRITER(ColumnProperties, WriterProperties), storage_options=lake.storage_options,
-                    **kw)
+    write_deltalake(
+        lake.uri(table),
+        reader,
+        commit_properties=CommitProperties(custom_metadata=st._meta(metadata)),
+        writer_properties=_WRITER(ColumnProperties, WriterProperties),
+        storage_options=lake.storage_options,
+        **kw,
+    )
     return lake.table(table).version()
 
 
-def build_features(lake: st.Lake, fs: FeatureSet, tickers: Sequence[str] | None = None, *,
-                   bars_version: int | None = None,
-                   progress: Callable[[str, int, int], None] | None = None) -> BuildResult:
+def build_features(
+    lake: st.Lake,
+    fs: FeatureSet,
+    tickers: Sequence[str] | None = None,
+    *,
+    bars_version: int | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> BuildResult:
     """Compute features and labels for ``tickers`` (default: all stored) from the bars table and store them.
 
     Reads bars at ``bars_version`` (default: current). A ticker with fewer bars than the longest warm-up still gets
@@ -174,19 +194,32 @@ def build_features(lake: st.Lake, fs: FeatureSet, tickers: Sequence[str] | None 
             lab = ticker_labels(g, fs.label_window)
             label_parts.append(lab.reset_index().assign(ticker=t))
             values = feats.to_numpy(dtype=np.float32)
-            cols = [pa.array(np.full(len(feats), t, dtype=object), pa.string()),
-                    pa.array(feats.index.date, pa.date32())]
+            cols = [
+                pa.array(np.full(len(feats), t, dtype=object), pa.string()),
+                pa.array(feats.index.date, pa.date32()),
+            ]
             cols += [pa.array(values[:, j]) for j in range(values.shape[1])]
             rows += len(feats)
             yield pa.RecordBatch.from_arrays(cols, schema=schema)
 
-    meta = {"operation": "features_build", "preset": fs.preset, "feature_set_version": fs.version,
-            "bars_version": version, "tickers": names}
+    meta = {
+        "operation": "features_build",
+        "preset": fs.preset,
+        "feature_set_version": fs.version,
+        "bars_version": version,
+        "tickers": names,
+    }
     fv = _write(lake, fs.table, schema, feature_batches(), names, {**meta, "n_features": len(fs.defs)})
     labels = pd.concat(label_parts, ignore_index=True) if label_parts else pd.DataFrame(columns=LABELS_SCHEMA.names)
     label_tbl = st._to_arrow(labels, LABELS_SCHEMA)
-    lv = _write(lake, fs.labels_table, LABELS_SCHEMA, iter(label_tbl.to_batches()), names,
-                {**meta, "operation": "labels_build", "label_window": fs.label_window})
+    lv = _write(
+        lake,
+        fs.labels_table,
+        LABELS_SCHEMA,
+        iter(label_tbl.to_batches()),
+        names,
+        {**meta, "operation": "labels_build", "label_window": fs.label_window},
+    )
     lake.record_lineage(st.BARS, version, "feature_table", fs.table, str(fv))
     return BuildResult(fs, version, fv, lv, rows, names, class_balance(labels))
 
@@ -207,8 +240,14 @@ def _require(lake: st.Lake, table: str, what: str) -> None:
         raise UsageError(f"no {what} stored ({table}); run `tradeops features build` for this preset first")
 
 
-def read_features(lake: st.Lake, fs: FeatureSet, tickers: Sequence[str] | None = None, *,
-                  as_of: date | pd.Timestamp | None = None, version: int | None = None) -> pd.DataFrame:
+def read_features(
+    lake: st.Lake,
+    fs: FeatureSet,
+    tickers: Sequence[str] | None = None,
+    *,
+    as_of: date | pd.Timestamp | None = None,
+    version: int | None = None,
+) -> pd.DataFrame:
     """Offline features (ticker, date, features...) sorted by (ticker, date).
 
     ``as_of``: only rows dated <= as_of (what was knowable at that close); ``version``: the table as it was then.
@@ -222,12 +261,17 @@ def read_features(lake: st.Lake, fs: FeatureSet, tickers: Sequence[str] | None =
     return df.sort_values(list(KEY), kind="stable").reset_index(drop=True)
 
 
-def read_labels(lake: st.Lake, fs: FeatureSet, tickers: Sequence[str] | None = None, *,
-                as_of: date | pd.Timestamp | None = None, version: int | None = None) -> pd.DataFrame:
+def read_labels(
+    lake: st.Lake,
+    fs: FeatureSet,
+    tickers: Sequence[str] | None = None,
+    *,
+    as_of: date | pd.Timestamp | None = None,
+    version: int | None = None,
+) -> pd.DataFrame:
     """Labels (ticker, date, label, label_known_at); with ``as_of`` only those KNOWN by that close."""
     _require(lake, fs.labels_table, "labels")
-    tbl = st.read_delta(lake.table(fs.labels_table, version), LABELS_SCHEMA,
-                        tickers=list(tickers) if tickers else None)
+    tbl = st.read_delta(lake.table(fs.labels_table, version), LABELS_SCHEMA, tickers=list(tickers) if tickers else None)
     df = tbl.to_pandas()
     df["date"] = pd.to_datetime(df["date"])
     df[LABEL_KNOWN_AT_COLUMN] = pd.to_datetime(df[LABEL_KNOWN_AT_COLUMN])
@@ -236,8 +280,9 @@ def read_labels(lake: st.Lake, fs: FeatureSet, tickers: Sequence[str] | None = N
     return df.sort_values(list(KEY), kind="stable").reset_index(drop=True)
 
 
-def training_frame(lake: st.Lake, fs: FeatureSet, tickers: Sequence[str] | None = None, *,
-                   as_of: date | pd.Timestamp | None = None) -> pd.DataFrame:
+def training_frame(
+    lake: st.Lake, fs: FeatureSet, tickers: Sequence[str] | None = None, *, as_of: date | pd.Timestamp | None = None
+) -> pd.DataFrame:
     """Features joined with labels known by ``as_of`` (inner join): the rows a model fitted at ``as_of`` may use."""
     feats = read_features(lake, fs, tickers, as_of=as_of)
     labels = read_labels(lake, fs, tickers, as_of=as_of)
@@ -251,8 +296,9 @@ class OnlineVector:
     values: pd.Series  # feature name -> float32 value, in the feature set's order
 
 
-def online_features(lake: st.Lake, fs: FeatureSet, ticker: str, *,
-                    as_of: date | pd.Timestamp | None = None) -> OnlineVector:
+def online_features(
+    lake: st.Lake, fs: FeatureSet, ticker: str, *, as_of: date | pd.Timestamp | None = None
+) -> OnlineVector:
     """Latest feature vector of ``ticker`` computed now from the stored bars (dated <= ``as_of``), through the same
     :func:`ticker_features` path as the offline build. Raises when the warm-up is not complete at that date."""
     bars = lake.read_bars([ticker])
@@ -267,13 +313,16 @@ def online_features(lake: st.Lake, fs: FeatureSet, ticker: str, *,
     d = feats.index[-1]
     nan = last.index[last.isna()].tolist()
     if nan:
-        raise TradeopsError(f"{ticker} {d.date()}: [warmup] {len(nan)} feature(s) still in warm-up "
-                            f"(e.g. {nan[0]}); {len(bars)} bars stored")
+        raise TradeopsError(
+            f"{ticker} {d.date()}: [warmup] {len(nan)} feature(s) still in warm-up "
+            f"(e.g. {nan[0]}); {len(bars)} bars stored"
+        )
     return OnlineVector(ticker, d, last)
 
 
-def fit_image_transform(lake: st.Lake, fs: FeatureSet, tickers: Sequence[str] | None, *,
-                        as_of: date | pd.Timestamp, side: int = 15):
+def fit_image_transform(
+    lake: st.Lake, fs: FeatureSet, tickers: Sequence[str] | None, *, as_of: date | pd.Timestamp, side: int = 15
+):
     """Fit the image transform on the point-in-time training window ending at ``as_of`` (warm-up rows dropped).
 
     ``cnn-ta``: the fixed 225 features, MinMax on rows dated <= as_of. ``thesis``: feature selection on rows whose
@@ -289,8 +338,9 @@ def fit_image_transform(lake: st.Lake, fs: FeatureSet, tickers: Sequence[str] | 
         return ImageTransform(side=side, feature_names=fs.names).fit(rows[fs.names])
     rows = training_frame(lake, fs, tickers, as_of=as_of).dropna(subset=fs.names)
     if len(rows) < 50:
-        raise UsageError(f"only {len(rows)} labelled rows known by {pd.Timestamp(as_of).date()}: too few to select "
-                         "features on")
+        raise UsageError(
+            f"only {len(rows)} labelled rows known by {pd.Timestamp(as_of).date()}: too few to select features on"
+        )
     return ImageTransform(side=side, select=True).fit(rows[fs.names], encode_labels(rows[LABEL_COLUMN]).astype(int))
 
 

@@ -98,8 +98,7 @@ class ImageTransform(BaseEstimator):
         else:
             if len(columns) != n_pixels:
                 raise ValueError(
-                    f"X has {len(columns)} columns but side={side} needs {n_pixels}; pass feature_names or "
-                    "select=True"
+                    f"X has {len(columns)} columns but side={side} needs {n_pixels}; pass feature_names or select=True"
                 )
             selected = columns
         _require_columns(X, selected)

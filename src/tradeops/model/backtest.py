@@ -23,8 +23,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from tradeops.validation import check_trading_index, check_value_columns
 from tradeops.features.labels import BUY, CLASSES, HOLD, SELL
+from tradeops.validation import check_trading_index, check_value_columns
 
 __all__ = [
     "PAPER_COSTS",

@@ -110,7 +110,8 @@ class CNNTA(nn.Module):
         for module in self.modules():
             if isinstance(module, (nn.Conv2d, nn.Linear)):
                 nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(image))
@@ -263,9 +264,16 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         finally:
             torch.set_num_threads(threads_before)
 
-    def _fit(self, settings: dict[str, Any], images: np.ndarray, labels: np.ndarray,
-             val: tuple[np.ndarray, np.ndarray] | None, device: torch.device, seed: int,
-             on_epoch: Callable[[int, dict[str, float]], None] | None) -> CNNClassifier:
+    def _fit(
+        self,
+        settings: dict[str, Any],
+        images: np.ndarray,
+        labels: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        device: torch.device,
+        seed: int,
+        on_epoch: Callable[[int, dict[str, float]], None] | None,
+    ) -> CNNClassifier:
         if settings["recipe"] == "paper":
             train_rows = oversample_indices(labels, seed)
             class_weight = None
@@ -542,9 +550,7 @@ def _check_images(X: object, name: str, side: int | None = None) -> np.ndarray:
     """``X`` as a C-contiguous float32 array of shape ``(n, 1, side, side)`` with finite values in ``[0, 1]``."""
     arr = np.asarray(X)
     if arr.ndim != 4 or arr.shape[1] != 1 or arr.shape[2] != arr.shape[3]:
-        raise ValueError(
-            f"{name} must have shape (n_rows, 1, side, side) (ImageTransform output), got {arr.shape}"
-        )
+        raise ValueError(f"{name} must have shape (n_rows, 1, side, side) (ImageTransform output), got {arr.shape}")
     if side is not None and arr.shape[-1] != side:
         raise ValueError(f"{name} has images of side {arr.shape[-1]}, the model expects side {side}")
     if len(arr) == 0:

@@ -89,9 +89,7 @@ def _class_ids(y: Any, name: str) -> np.ndarray:
             unknown = ~np.isin(values, np.asarray(CLASSES, dtype=object))
             if unknown.any():
                 k = int(np.flatnonzero(unknown)[0])
-                raise ValueError(
-                    f"{name} has unknown class {values[k]!r} at position {k}; valid: {', '.join(CLASSES)}"
-                )
+                raise ValueError(f"{name} has unknown class {values[k]!r} at position {k}; valid: {', '.join(CLASSES)}")
             return np.fromiter((CLASS_IDS[v] for v in values), dtype=np.int64, count=len(values))
         if any(isinstance(v, (bool, np.bool_)) for v in values):
             raise ValueError(booleans)
@@ -104,9 +102,7 @@ def _class_ids(y: Any, name: str) -> np.ndarray:
         k = int(np.flatnonzero(~ok)[0])
         bad = s.iloc[k]
         bad = bad.item() if isinstance(bad, np.generic) else bad
-        raise ValueError(
-            f"{name} has unknown class id {bad!r} at position {k}; valid ids: 0..{len(CLASSES) - 1}"
-        )
+        raise ValueError(f"{name} has unknown class id {bad!r} at position {k}; valid ids: 0..{len(CLASSES) - 1}")
     return numeric.astype(np.int64)
 
 
@@ -324,8 +320,8 @@ def fit_vol_thresholds(
         raise ValueError(f"vol must be a pandas Series, got {type(vol).__name__}")
     q_lo, q_hi = _check_quantiles(quantiles)
     if train_index is not None:
-        train_index = pd.Index(train_index)
-        absent = train_index.difference(vol.index)
+        train_dates = pd.Index(train_index)
+        absent = train_dates.difference(vol.index)
         if len(absent):
             raise ValueError(f"{len(absent)} training date(s) are not in vol's index, first {absent[0]!r}")
         vol = vol.loc[train_index]
@@ -343,7 +339,7 @@ def fit_vol_thresholds(
 
 
 def assign_regime(vol: pd.Series, thresholds: tuple[float, float]) -> pd.Series:
-    """"low" if vol <= lo, "mid" if lo < vol <= hi, "high" if vol > hi; NaN (warm-up) -> "unknown".
+    """ "low" if vol <= lo, "mid" if lo < vol <= hi, "high" if vol > hi; NaN (warm-up) -> "unknown".
 
     Returns a ``string``-dtype Series named ``vol_regime`` on ``vol``'s index.
     """
@@ -375,7 +371,7 @@ def volatility_regime(
     thresholds: tuple[float, float] | None = None,
     train_index: pd.Index | Sequence[Any] | None = None,
 ) -> pd.Series:
-    """"low"/"mid"/"high"/"unknown" per date from trailing realised volatility (:func:`realized_volatility`).
+    """ "low"/"mid"/"high"/"unknown" per date from trailing realised volatility (:func:`realized_volatility`).
 
     Give exactly one of ``thresholds`` (cut points fitted earlier, e.g. stored with a model) or ``train_index``
     (dates of ``close`` to fit the ``quantiles`` on, :func:`fit_vol_thresholds`); fitting on the whole series would

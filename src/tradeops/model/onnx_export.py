@@ -26,7 +26,6 @@ from tradeops.model.onnx_runtime import INPUT_NAME, OUTPUT_NAME, OnnxPredictor
 __all__ = ["INPUT_NAME", "OUTPUT_NAME", "OnnxPredictor", "check_parity", "export_onnx"]
 
 
-
 class _WithSoftmax(nn.Module):
     """The network plus a softmax over classes, so the exported graph outputs probabilities."""
 

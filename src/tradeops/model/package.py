@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from tradeops.errors import TradeopsError
-from tradeops.features.labels import CLASSES
 from tradeops.features.image import ImageLayout
+from tradeops.features.labels import CLASSES
 from tradeops.model.onnx_runtime import OnnxPredictor
 
 BUNDLE_FORMAT = "tradeops.signal-bundle/1"
@@ -71,8 +71,9 @@ class SignalBundle:
         return str(self.meta["feature_set_version"])
 
     def _mismatch(self, detail: str) -> FeatureSetMismatch:
-        return FeatureSetMismatch(f"serving features differ from the trained feature set "
-                                  f"{self.meta['feature_set_version']}: {detail}")
+        return FeatureSetMismatch(
+            f"serving features differ from the trained feature set {self.meta['feature_set_version']}: {detail}"
+        )
 
     def check_columns(self, columns: list[str]) -> list[str]:
         """The feature columns of a serving frame, in training order; refuses missing or extra features."""
@@ -124,8 +125,9 @@ class SignalBundle:
         want = np.asarray(golden["outputs"], dtype=np.float64)
         worst = float(np.max(np.abs(got - want))) if len(want) else 0.0
         if worst > atol:
-            raise GoldenMismatch(f"golden set: outputs differ by {worst:.3g} > {atol:g} from those recorded at "
-                                 "training time")
+            raise GoldenMismatch(
+                f"golden set: outputs differ by {worst:.3g} > {atol:g} from those recorded at training time"
+            )
         return worst
 
 
@@ -133,29 +135,40 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def write_bundle(directory: Path, *, transform: Any, onnx_bytes: bytes, meta: dict,
-                 golden_rows: pd.DataFrame, model_card: str) -> Path:
+def write_bundle(
+    directory: Path, *, transform: Any, onnx_bytes: bytes, meta: dict, golden_rows: pd.DataFrame, model_card: str
+) -> Path:
     """Write a bundle directory; the golden set is scored here, through the same path serving uses."""
     directory.mkdir(parents=True, exist_ok=True)
     transform.save(directory / "transform.json")
     (directory / "model.onnx").write_bytes(onnx_bytes)
-    meta = {**meta, "format": BUNDLE_FORMAT, "onnx_sha256": sha256_bytes(onnx_bytes),
-            "transform_fingerprint": transform.fingerprint(), "feature_names": list(transform.feature_names_in_)}
+    meta = {
+        **meta,
+        "format": BUNDLE_FORMAT,
+        "onnx_sha256": sha256_bytes(onnx_bytes),
+        "transform_fingerprint": transform.fingerprint(),
+        "feature_names": list(transform.feature_names_in_),
+    }
     (directory / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
     bundle = SignalBundle(meta, transform, OnnxPredictor(onnx_bytes))
     names = bundle.feature_names
     inputs = golden_rows[names].astype("float64")
     outputs = bundle.predict_frame(inputs)[list(PROBA_COLUMNS)]
-    golden = {"columns": names, "inputs": inputs.to_numpy().tolist(), "outputs": outputs.to_numpy().tolist(),
-              "dates": [str(d) for d in golden_rows.get("date", pd.Series(dtype=str))],
-              "tickers": [str(t) for t in golden_rows.get("ticker", pd.Series(dtype=str))]}
+    golden = {
+        "columns": names,
+        "inputs": inputs.to_numpy().tolist(),
+        "outputs": outputs.to_numpy().tolist(),
+        "dates": [str(d) for d in golden_rows.get("date", pd.Series(dtype=str))],
+        "tickers": [str(t) for t in golden_rows.get("ticker", pd.Series(dtype=str))],
+    }
     (directory / "golden.json").write_text(json.dumps(golden))
     (directory / "MODEL_CARD.md").write_text(model_card)
     return directory
 
 
-def load_bundle(directory: Path | str, *, expected_feature_set_version: str | None = None,
-                verify: bool = True) -> SignalBundle:
+def load_bundle(
+    directory: Path | str, *, expected_feature_set_version: str | None = None, verify: bool = True
+) -> SignalBundle:
     """Load a bundle; refuse it when ``expected_feature_set_version`` differs or the golden set no longer matches."""
     directory = Path(directory)
     meta = json.loads((directory / "meta.json").read_text())
@@ -163,8 +176,10 @@ def load_bundle(directory: Path | str, *, expected_feature_set_version: str | No
         raise TradeopsError(f"{directory}: not a {BUNDLE_FORMAT} bundle (format {meta.get('format')!r})")
     fsv = meta["feature_set_version"]
     if expected_feature_set_version is not None and expected_feature_set_version != fsv:
-        raise FeatureSetMismatch(f"model was trained on feature set {fsv} ({meta.get('preset')}); the serving "
-                                 f"feature set is {expected_feature_set_version}: refusing to load")
+        raise FeatureSetMismatch(
+            f"model was trained on feature set {fsv} ({meta.get('preset')}); the serving "
+            f"feature set is {expected_feature_set_version}: refusing to load"
+        )
     onnx_bytes = (directory / "model.onnx").read_bytes()
     if sha256_bytes(onnx_bytes) != meta["onnx_sha256"]:
         raise TradeopsError(f"{directory}/model.onnx does not match the sha256 recorded at packaging")

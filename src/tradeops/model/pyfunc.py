@@ -9,8 +9,8 @@ from __future__ import annotations
 from importlib.metadata import version
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from tradeops.model.package import load_bundle
 
@@ -23,7 +23,7 @@ def serving_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in SERVING_PACKAGES]
 
 
-class SignalPyfunc(mlflow.pyfunc.PythonModel):
+class SignalPyfunc(PythonModel):
     """MLflow pyfunc over a bundle. ``model_config={"feature_set_version": ...}`` at load time makes loading fail
     when the serving feature set differs from the trained one."""
 

@@ -32,8 +32,15 @@ EXPERIMENT = "tradeops"
 HISTORY_TAG = "champion_history"
 COMPLETE_TAG = "tradeops.complete"
 # What a version must carry to be served, compared or reproduced (written by `train` at registration).
-REQUIRED_TAGS = ("run_id", "feature_set_version", "git_commit", "bars_version", "features_version", "labels_version",
-                 "blessed")
+REQUIRED_TAGS = (
+    "run_id",
+    "feature_set_version",
+    "git_commit",
+    "bars_version",
+    "features_version",
+    "labels_version",
+    "blessed",
+)
 PID_TAG = "tradeops.pid"
 HOST_TAG = "tradeops.hostname"
 PID_START_TAG = "tradeops.pid_start"
@@ -110,6 +117,7 @@ def model_name(preset: str, tickers: list[str]) -> str:
 
 # --- runs: liveness tags and reaping -----------------------------------------------------------------------------
 
+
 def _proc_stat(pid: int) -> list[str] | None:
     """Fields 3.. of ``/proc/<pid>/stat`` (state first), or None where there is no procfs entry."""
     try:
@@ -177,8 +185,9 @@ def reap_orphaned_runs(settings: Settings) -> list[str]:
             return []
         runs, token = [], None
         while True:
-            page = c.search_runs([exp.experiment_id], filter_string="attributes.status = 'RUNNING'",
-                                 max_results=1000, page_token=token)
+            page = c.search_runs(
+                [exp.experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=1000, page_token=token
+            )
             runs.extend(page)
             token = page.token
             if not token:
@@ -195,6 +204,7 @@ def reap_orphaned_runs(settings: Settings) -> list[str]:
 
 
 # --- versions: completeness ------------------------------------------------------------------------------------
+
 
 def missing_tags(tags: dict[str, str]) -> list[str]:
     """What makes a version incomplete: required tags it lacks, and ``tradeops.complete`` when flagged false.
@@ -234,11 +244,14 @@ def _get_version(c, name: str, version: str):
 def _check_complete(name: str, mv) -> None:
     missing = missing_tags(dict(mv.tags))
     if missing:
-        raise TradeopsError(f"{name} v{mv.version} is incomplete (its registration did not finish; missing or "
-                            f"unfinished tags: {', '.join(missing)}): refusing to make it champion")
+        raise TradeopsError(
+            f"{name} v{mv.version} is incomplete (its registration did not finish; missing or "
+            f"unfinished tags: {', '.join(missing)}): refusing to make it champion"
+        )
 
 
 # --- aliases and the champion history --------------------------------------------------------------------------
+
 
 def alias_version(c, name: str, alias: str) -> str | None:
     """The version an alias points at; None only when the registered model or the alias does not exist.
@@ -271,8 +284,10 @@ def _history(c, name: str) -> list[dict]:
 
 def is_rollback(entry: dict) -> bool:
     """Whether a history entry records a rollback (entries written before ``action`` existed say so in ``reason``)."""
-    return entry.get("action", "rollback" if str(entry.get("reason", "")).startswith("rollback") else
-                     "promote") == "rollback"
+    return (
+        entry.get("action", "rollback" if str(entry.get("reason", "")).startswith("rollback") else "promote")
+        == "rollback"
+    )
 
 
 def champion_stack(history: list[dict]) -> list[int]:
@@ -308,11 +323,20 @@ def promote(settings: Settings, name: str, version: str, reason: str, *, force: 
     _check_complete(name, mv)
     blessed = mv.tags.get("blessed") == "true"
     if not blessed and not force:
-        raise UsageError(f"{name} v{version} is not blessed (it failed its blessing checks); use --force to make it "
-                         "champion anyway")
+        raise UsageError(
+            f"{name} v{version} is not blessed (it failed its blessing checks); use --force to make it champion anyway"
+        )
     previous = alias_version(c, name, CHAMPION)
-    entry = {"at": _now(), "action": "promote", "champion": version, "previous": previous, "run_id": mv.run_id,
-             "reason": reason, "blessed": blessed, "forced": not blessed}
+    entry = {
+        "at": _now(),
+        "action": "promote",
+        "champion": version,
+        "previous": previous,
+        "run_id": mv.run_id,
+        "reason": reason,
+        "blessed": blessed,
+        "forced": not blessed,
+    }
     if previous == version:
         return {**entry, "changed": False}
     return {**_record(c, name, _history(c, name), entry, version), "changed": True}
@@ -330,16 +354,25 @@ def rollback(settings: Settings, name: str) -> dict:
         raise UsageError(f"{name!r}: no earlier champion recorded before v{current}")
     undone = history[stack[-1]]
     if str(undone["champion"]) != current:
-        raise TradeopsError(f"{name!r}: the champion alias points at v{current} but the last recorded champion is "
-                            f"v{undone['champion']} (the alias was moved outside tradeops); promote the version you "
-                            "want explicitly")
+        raise TradeopsError(
+            f"{name!r}: the champion alias points at v{current} but the last recorded champion is "
+            f"v{undone['champion']} (the alias was moved outside tradeops); promote the version you "
+            "want explicitly"
+        )
     target = undone.get("previous")
     if target is None:
         raise UsageError(f"{name!r}: no earlier champion recorded before v{current}")
     mv = _get_version(c, name, str(target))
     _check_complete(name, mv)
-    entry = {"at": _now(), "action": "rollback", "champion": str(mv.version), "previous": current,
-             "run_id": mv.run_id, "reason": f"rollback from v{current}", "undoes": stack[-1]}
+    entry = {
+        "at": _now(),
+        "action": "rollback",
+        "champion": str(mv.version),
+        "previous": current,
+        "run_id": mv.run_id,
+        "reason": f"rollback from v{current}",
+        "undoes": stack[-1],
+    }
     return _record(c, name, history, entry, str(mv.version))
 
 
@@ -363,11 +396,21 @@ def describe(settings: Settings, name: str) -> dict:
     with registry_errors(f"describing {name}"):
         rm = c.get_registered_model(name)
         versions = sorted(c.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version))
-    return {"name": name, "aliases": {k: str(v) for k, v in (rm.aliases or {}).items()},
-            "versions": [{"version": str(v.version), "run_id": v.run_id, "tags": dict(v.tags),
-                          "complete": not missing_tags(dict(v.tags)), "missing_tags": missing_tags(dict(v.tags))}
-                         for v in versions],
-            "history": _history(c, name)}
+    return {
+        "name": name,
+        "aliases": {k: str(v) for k, v in (rm.aliases or {}).items()},
+        "versions": [
+            {
+                "version": str(v.version),
+                "run_id": v.run_id,
+                "tags": dict(v.tags),
+                "complete": not missing_tags(dict(v.tags)),
+                "missing_tags": missing_tags(dict(v.tags)),
+            }
+            for v in versions
+        ],
+        "history": _history(c, name),
+    }
 
 
 def tracking_store_exists(settings: Settings) -> bool:

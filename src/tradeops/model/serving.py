@@ -40,8 +40,10 @@ def resolve_version(client, name: str, alias_or_version: str) -> str:
             raise ModelNotFound(f"registered model {name!r} has no {what}") from None
         raise TradeopsError(f"registry lookup of {name}@{ref} failed: {exc.message}") from exc
     if ref not in aliases:
-        raise ModelNotFound(f"registered model {name!r} has no alias {ref!r} (aliases: "
-                            f"{', '.join(f'{k}=v{v}' for k, v in sorted(aliases.items())) or 'none'})")
+        raise ModelNotFound(
+            f"registered model {name!r} has no alias {ref!r} (aliases: "
+            f"{', '.join(f'{k}=v{v}' for k, v in sorted(aliases.items())) or 'none'})"
+        )
     return str(aliases[ref])
 
 
@@ -57,8 +59,13 @@ def bundle_path(local_model_dir: Path) -> Path:
     return Path(local_model_dir) / rel
 
 
-def load_registered(settings: Settings, name: str, alias_or_version: str = "champion", *,
-                    expected_feature_set_version: str | None = None) -> SignalBundle:
+def load_registered(
+    settings: Settings,
+    name: str,
+    alias_or_version: str = "champion",
+    *,
+    expected_feature_set_version: str | None = None,
+) -> SignalBundle:
     """Load ``name`` at an alias (``champion``, ``challenger``) or a version number as a verified bundle.
 
     alias -> version -> artifacts -> bundle with its golden set re-scored. Raises :class:`ModelNotFound` when the
@@ -76,8 +83,9 @@ def load_registered(settings: Settings, name: str, alias_or_version: str = "cham
         try:
             local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
         except Exception as exc:  # noqa: BLE001 - MLflow raises store-specific types; report, never default
-            raise TradeopsError(f"{name} v{version}: its artifacts cannot be read ({type(exc).__name__}: {exc})") \
-                from exc
+            raise TradeopsError(
+                f"{name} v{version}: its artifacts cannot be read ({type(exc).__name__}: {exc})"
+            ) from exc
         bundle = load_bundle(bundle_path(Path(local)), expected_feature_set_version=expected_feature_set_version)
     bundle.model_name, bundle.model_version = name, version
     return bundle

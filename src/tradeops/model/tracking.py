@@ -54,7 +54,7 @@ class RunLog:
 
         items = [Param(k, str(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow's batch limit
-            self.client.log_batch(self.run_id, params=items[i:i + 100])
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
 
     def metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import time
@@ -64,7 +64,7 @@ class RunLog:
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
         for i in range(0, len(items), 1000):
-            self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
+            self.client.log_batch(self.run_id, metrics=items[i : i + 1000])
 
     def tags(self, tags: dict[str, str]) -> None:
         for key, value in tags.items():
@@ -78,12 +78,15 @@ class RunLog:
 
     def input(self, rows: pd.DataFrame, *, name: str, table_uri: str, version: int, context: str) -> None:
         """Record a Delta table version the run read (MLflow dataset input with the rows' digest and schema)."""
-        import mlflow
         from mlflow.data.delta_dataset_source import DeltaDatasetSource
+        from mlflow.data.pandas_dataset import from_pandas
         from mlflow.tracking.fluent import _create_dataset_input
 
-        ds = mlflow.data.from_pandas(rows.reset_index(drop=True), name=name,
-                                     source=DeltaDatasetSource(path=table_uri, delta_table_version=version))
+        ds = from_pandas(
+            rows.reset_index(drop=True),
+            name=name,
+            source=DeltaDatasetSource(path=table_uri, delta_table_version=version),
+        )
         self.client.log_inputs(self.run_id, datasets=[_create_dataset_input(ds, context)])
 
 
@@ -115,8 +118,16 @@ def log_figures(log: RunLog, history: list[dict], cm: list[list[int]], classes: 
         fig.add_trace(go.Scatter(x=h["epoch"], y=h[col], name=col, mode="lines+markers"))
     fig.update_layout(title="Training curves", xaxis_title="epoch")
     log.text(fig.to_html(include_plotlyjs=True, full_html=True), "training/curves.html")
-    heat = go.Figure(go.Heatmap(z=cm, x=[f"pred {c}" for c in classes], y=[f"true {c}" for c in classes],
-                                text=cm, texttemplate="%{text}", colorscale="Blues"))
+    heat = go.Figure(
+        go.Heatmap(
+            z=cm,
+            x=[f"pred {c}" for c in classes],
+            y=[f"true {c}" for c in classes],
+            text=cm,
+            texttemplate="%{text}",
+            colorscale="Blues",
+        )
+    )
     heat.update_layout(title="Confusion matrix (test window)")
     log.text(heat.to_html(include_plotlyjs=True, full_html=True), "evaluation/confusion_matrix.html")
     log.dict({"classes": list(classes), "matrix": cm}, "evaluation/confusion_matrix.json")

@@ -26,11 +26,11 @@ from tradeops.config import Settings
 from tradeops.data import store as st
 from tradeops.errors import TradeopsError, UsageError
 from tradeops.features.labels import CLASSES, LABEL_COLUMN
+from tradeops.features.splits import Fold
 from tradeops.features.store import FeatureSet, build_features, read_features, read_labels
 from tradeops.model import registry as reg
-from tradeops.model.backtest import Costs
-from tradeops.features.splits import Fold
 from tradeops.model import tracking
+from tradeops.model.backtest import Costs
 from tradeops.model.blessing import BlessingConfig, Candidate, Decision, bless
 from tradeops.model.onnx_runtime import OnnxPredictor
 from tradeops.model.package import FeatureSetMismatch, SignalBundle, load_bundle, write_bundle
@@ -50,8 +50,9 @@ from tradeops.model.windows import (
 
 
 def _git(directory: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(directory), *args], capture_output=True, text=True, check=True,
-                          timeout=5).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(directory), *args], capture_output=True, text=True, check=True, timeout=5
+    ).stdout.strip()
 
 
 def _installed_commit() -> str | None:
@@ -97,9 +98,20 @@ def environment() -> dict:
     """Interpreter, platform and the versions of the packages a model depends on."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in ("tradeops", "torch", "numpy", "pandas", "scikit-learn", "onnx", "onnxruntime", "lightgbm",
-                "ta-lib", "deltalake", "mlflow"):
+    out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
+    for pkg in (
+        "tradeops",
+        "torch",
+        "numpy",
+        "pandas",
+        "scikit-learn",
+        "onnx",
+        "onnxruntime",
+        "lightgbm",
+        "ta-lib",
+        "deltalake",
+        "mlflow",
+    ):
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
@@ -140,8 +152,14 @@ def ensure_features(lake: st.Lake, fs: FeatureSet, tickers: list[str]) -> TableV
     return TableVersions(bars_version, features, labels)
 
 
-def load_frame(lake: st.Lake, fs: FeatureSet, tickers: list[str], *, as_of: date | pd.Timestamp | None = None,
-               versions: TableVersions | None = None) -> pd.DataFrame:
+def load_frame(
+    lake: st.Lake,
+    fs: FeatureSet,
+    tickers: list[str],
+    *,
+    as_of: date | pd.Timestamp | None = None,
+    versions: TableVersions | None = None,
+) -> pd.DataFrame:
     """Features joined with labels (left: rows whose label is not known yet stay, with a missing label).
 
     ``as_of``: what was known at that close: feature rows dated <= as_of, labels known (``label_known_at``) by it.
@@ -178,8 +196,13 @@ def windows_of(preds: pd.DataFrame) -> tuple[str, ...]:
     return tuple(f"{t}:{g['date'].min():%Y-%m-%d}..{g['date'].max():%Y-%m-%d}" for t, g in preds.groupby("ticker"))
 
 
-def sensitivity(bundle_predict: Callable[[pd.DataFrame], pd.DataFrame], rows: pd.DataFrame, names: list[str],
-                seed: int = 0, top: int = 15) -> list[tuple[str, float]]:
+def sensitivity(
+    bundle_predict: Callable[[pd.DataFrame], pd.DataFrame],
+    rows: pd.DataFrame,
+    names: list[str],
+    seed: int = 0,
+    top: int = 15,
+) -> list[tuple[str, float]]:
     """Global feature importance: mean absolute change of the class probabilities when one feature's column is
     permuted across the rows (seeded). Model-agnostic; computed on the test window."""
     rng = np.random.default_rng(seed)
@@ -193,24 +216,41 @@ def sensitivity(bundle_predict: Callable[[pd.DataFrame], pd.DataFrame], rows: pd
     return sorted(scores, key=lambda x: -x[1])[:top]
 
 
-def model_card(*, name: str, preset: str, fs: FeatureSet, tickers: list[str], fold, versions: TableVersions,
-               summary: dict,
-               decision: dict, importance: list[tuple[str, float]], cfg, commit: str, rows: dict,
-               package_version: str = "unknown") -> str:
+def _day(ts: pd.Timestamp | None) -> str:
+    return "-" if ts is None else str(ts.date())
+
+
+def model_card(
+    *,
+    name: str,
+    preset: str,
+    fs: FeatureSet,
+    tickers: list[str],
+    fold,
+    versions: TableVersions,
+    summary: dict,
+    decision: dict,
+    importance: list[tuple[str, float]],
+    cfg,
+    commit: str,
+    rows: dict,
+    package_version: str = "unknown",
+) -> str:
     imp = "\n".join(f"| {n} | {v:.4f} |" for n, v in importance)
     checks = "\n".join(f"- {r}" for r in decision.get("reasons", []))
-    return f"""# Model card: {name}
+    return (
+        f"""# Model card: {name}
 
-CNN-TA signal model (BUY / SELL / HOLD per trading day) for {', '.join(tickers)}.
+CNN-TA signal model (BUY / SELL / HOLD per trading day) for {", ".join(tickers)}.
 
 ## Data
 - Bars table version {versions.bars}, features table `{fs.table}` version {versions.features}, labels
   `{fs.labels_table}` version {versions.labels}.
 - Feature set `{fs.version}` (preset `{preset}`, {len(fs.defs)} features, windows {fs.windows[0]}..{fs.windows[-1]});
   15 x 15 image per day; scaling and selection fitted on the fit window only.
-- Fit window {fold.train_start.date()}..{fold.train_end.date()} ({rows['fit']} rows), validation
-  {fold.val_start.date() if fold.val_start is not None else '-'}..{fold.val_end.date() if fold.val_end is not None else '-'}
-  ({rows['val']} rows), test {fold.test_start.date()}..{fold.test_end.date()} ({rows['test']} rows); embargo
+- Fit window {fold.train_start.date()}..{fold.train_end.date()} ({rows["fit"]} rows), validation
+  {_day(fold.val_start)}..{_day(fold.val_end)}
+  ({rows["val"]} rows), test {fold.test_start.date()}..{fold.test_end.date()} ({rows["test"]} rows); embargo
   {cfg.embargo} trading days; labels known 5 trading days after their date.
 
 ## Training
@@ -219,10 +259,12 @@ Recipe `{cfg.recipe}`, seed {cfg.seed}, git commit `{commit}`, tradeops {package
 ## Metrics on the test window
 | metric | value |
 |---|---|
-""" + "\n".join(f"| {k} | {v:.4f} |" for k, v in summary.items() if isinstance(v, (int, float))) + f"""
+"""
+        + "\n".join(f"| {k} | {v:.4f} |" for k, v in summary.items() if isinstance(v, (int, float)))
+        + f"""
 
 ## Blessing
-{'Blessed' if decision.get('blessed') else 'Not blessed'}:
+{"Blessed" if decision.get("blessed") else "Not blessed"}:
 {checks}
 
 ## Global feature importance (permutation sensitivity on the test window, top 15)
@@ -236,11 +278,14 @@ Recipe `{cfg.recipe}`, seed {cfg.seed}, git commit `{commit}`, tradeops {package
 - Backtests are long-only, single-asset, with the configured costs; `paper` mode fills at the signal day's close
   (optimistic), `realistic` at the next open.
 """
+    )
 
 
 def _fold_dict(fold) -> dict:
-    return {k: (None if v is None else (v.date().isoformat() if hasattr(v, "date") else v))
-            for k, v in fold.__dict__.items()}
+    return {
+        k: (None if v is None else (v.date().isoformat() if hasattr(v, "date") else v))
+        for k, v in fold.__dict__.items()
+    }
 
 
 class ChampionComparisonError(TradeopsError):
@@ -251,6 +296,7 @@ class ChampionComparisonError(TradeopsError):
 # prepare_window -> fit_candidate -> evaluate_candidate -> bless_candidate -> register_candidate -> promote_candidate.
 # Each takes and returns typed objects, so an orchestrator can run them one by one (with checks in between, e.g. a
 # blocking check on the blessing before promotion); `train_model` runs them all in order.
+
 
 @dataclass
 class PreparedWindow:
@@ -327,8 +373,14 @@ class PromotionOutcome:
     reason: str
 
 
-def prepare_window(settings: Settings, *, preset: str, tickers: list[str], as_of: date | pd.Timestamp | None = None,
-                   versions: TableVersions | None = None) -> PreparedWindow:
+def prepare_window(
+    settings: Settings,
+    *,
+    preset: str,
+    tickers: list[str],
+    as_of: date | pd.Timestamp | None = None,
+    versions: TableVersions | None = None,
+) -> PreparedWindow:
     """Features, holdout fold and rows of one training run, then the MLflow run recording what it reads.
 
     ``as_of``: train as of that close (feature rows dated <= as_of, labels known by it, bars dated <= as_of).
@@ -343,9 +395,14 @@ def prepare_window(settings: Settings, *, preset: str, tickers: list[str], as_of
     cutoff = None if as_of is None else pd.Timestamp(as_of)
     frame = load_frame(lake, fs, tickers, as_of=cutoff, versions=versions)
     try:
-        fold = holdout_fold(pd.DatetimeIndex(frame["date"].unique()), test_days=cfg.test_days,
-                            train_years=cfg.train_years, embargo=cfg.embargo, val_fraction=cfg.val_fraction,
-                            horizon=horizon_of(fs.label_window))
+        fold = holdout_fold(
+            pd.DatetimeIndex(frame["date"].unique()),
+            test_days=cfg.test_days,
+            train_years=cfg.train_years,
+            embargo=cfg.embargo,
+            val_fraction=cfg.val_fraction,
+            horizon=horizon_of(fs.label_window),
+        )
     except UsageError as exc:
         raise UsageError(f"{','.join(tickers)}: [history] {exc}") from exc
     data = split_rows(frame, fs.names, fold)
@@ -356,14 +413,38 @@ def prepare_window(settings: Settings, *, preset: str, tickers: list[str], as_of
     name = reg.model_name(preset, tickers)
     reaped = reg.reap_orphaned_runs(settings)
     commit, package_version = git_commit(), tradeops_version()
-    run_id = tracking.start_run(settings, f"train-{name}", {
-        "tradeops.model_name": name, "tradeops.preset": preset, "tradeops.tickers": ",".join(tickers),
-        "tradeops.feature_set_version": fs.version, "tradeops.git_commit": commit,
-        "tradeops.version": package_version, "tradeops.bars_version": str(versions.bars),
-        "tradeops.features_version": str(versions.features), "tradeops.labels_version": str(versions.labels),
-        "tradeops.as_of": "" if cutoff is None else cutoff.date().isoformat()})
-    prepared = PreparedWindow(name, preset, tickers, fs, versions, fold, data, bars_by_ticker(bar_rows), costs,
-                              cutoff, run_id, commit, package_version, reaped)
+    run_id = tracking.start_run(
+        settings,
+        f"train-{name}",
+        {
+            "tradeops.model_name": name,
+            "tradeops.preset": preset,
+            "tradeops.tickers": ",".join(tickers),
+            "tradeops.feature_set_version": fs.version,
+            "tradeops.git_commit": commit,
+            "tradeops.version": package_version,
+            "tradeops.bars_version": str(versions.bars),
+            "tradeops.features_version": str(versions.features),
+            "tradeops.labels_version": str(versions.labels),
+            "tradeops.as_of": "" if cutoff is None else cutoff.date().isoformat(),
+        },
+    )
+    prepared = PreparedWindow(
+        name,
+        preset,
+        tickers,
+        fs,
+        versions,
+        fold,
+        data,
+        bars_by_ticker(bar_rows),
+        costs,
+        cutoff,
+        run_id,
+        commit,
+        package_version,
+        reaped,
+    )
     _log_window(settings, prepared, lake, bar_rows)
     return prepared
 
@@ -371,27 +452,59 @@ def prepare_window(settings: Settings, *, preset: str, tickers: list[str], as_of
 def _log_window(settings: Settings, p: PreparedWindow, lake: st.Lake, bar_rows: pd.DataFrame) -> None:
     cfg = settings.model
     log = tracking.RunLog(settings, p.run_id)
-    params = {"preset": p.preset, "tickers": ",".join(p.tickers), "recipe": cfg.recipe, "seed": cfg.seed,
-              "epochs": cfg.epochs or "recipe default", "batch_size": cfg.batch_size or "recipe default",
-              "train_years": cfg.train_years, "test_days": cfg.test_days, "val_fraction": cfg.val_fraction,
-              "embargo": cfg.embargo, "commission_bps": cfg.costs.commission_bps,
-              "slippage_bps": cfg.costs.slippage_bps, "feature_set_version": p.fs.version,
-              "n_features": len(p.fs.defs), "python": platform.python_version(), "torch_threads": cfg.torch_threads,
-              "as_of": "latest" if p.as_of is None else p.as_of.date().isoformat()}
+    params = {
+        "preset": p.preset,
+        "tickers": ",".join(p.tickers),
+        "recipe": cfg.recipe,
+        "seed": cfg.seed,
+        "epochs": cfg.epochs or "recipe default",
+        "batch_size": cfg.batch_size or "recipe default",
+        "train_years": cfg.train_years,
+        "test_days": cfg.test_days,
+        "val_fraction": cfg.val_fraction,
+        "embargo": cfg.embargo,
+        "commission_bps": cfg.costs.commission_bps,
+        "slippage_bps": cfg.costs.slippage_bps,
+        "feature_set_version": p.fs.version,
+        "n_features": len(p.fs.defs),
+        "python": platform.python_version(),
+        "torch_threads": cfg.torch_threads,
+        "as_of": "latest" if p.as_of is None else p.as_of.date().isoformat(),
+    }
     params.update({f"fold.{k}": v for k, v in _fold_dict(p.fold).items()})
     log.params(params)
     log.dict(settings.model_dump(mode="json", exclude={"alphavantage_base_url"}), "config/settings.json")
     log.dict(environment(), "config/environment.json")
-    log.input(bar_rows[["ticker", "date", "adj_close"]], name="bars", table_uri=lake.uri(st.BARS),
-              version=p.versions.bars, context="bars")
-    log.input(p.data.fit[["ticker", "date", *p.fs.names]], name=p.fs.table, table_uri=lake.uri(p.fs.table),
-              version=p.versions.features, context="training")
-    log.input(p.data.fit[["ticker", "date", LABEL_COLUMN]], name=p.fs.labels_table,
-              table_uri=lake.uri(p.fs.labels_table), version=p.versions.labels, context="labels")
+    log.input(
+        bar_rows[["ticker", "date", "adj_close"]],
+        name="bars",
+        table_uri=lake.uri(st.BARS),
+        version=p.versions.bars,
+        context="bars",
+    )
+    log.input(
+        p.data.fit[["ticker", "date", *p.fs.names]],
+        name=p.fs.table,
+        table_uri=lake.uri(p.fs.table),
+        version=p.versions.features,
+        context="training",
+    )
+    log.input(
+        p.data.fit[["ticker", "date", LABEL_COLUMN]],
+        name=p.fs.labels_table,
+        table_uri=lake.uri(p.fs.labels_table),
+        version=p.versions.labels,
+        context="labels",
+    )
 
 
-def fit_candidate(settings: Settings, prepared: PreparedWindow, *, epochs: int | None = None,
-                  on_epoch: Callable[[int, dict], None] | None = None) -> FittedCandidate:
+def fit_candidate(
+    settings: Settings,
+    prepared: PreparedWindow,
+    *,
+    epochs: int | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> FittedCandidate:
     """Fit the transform and the CNN on the fit rows, export ONNX and check its parity with torch on the test rows."""
     from tradeops.model.onnx_export import check_parity, export_onnx
 
@@ -405,8 +518,9 @@ def fit_candidate(settings: Settings, prepared: PreparedWindow, *, epochs: int |
         if on_epoch:
             on_epoch(epoch, record)
 
-    window = fit_window(prepared.data, prepared.preset, prepared.fs.names, settings.model, epochs=epochs,
-                        on_epoch=log_epoch)
+    window = fit_window(
+        prepared.data, prepared.preset, prepared.fs.names, settings.model, epochs=epochs, on_epoch=log_epoch
+    )
     clf = window.classifier
     log.params({f"cnn.{k}": v for k, v in clf.recipe_params_.items() if not isinstance(v, (list, dict))})
     log.tags({"tradeops.weights_sha256": clf.weights_sha256()})
@@ -415,8 +529,9 @@ def fit_candidate(settings: Settings, prepared: PreparedWindow, *, epochs: int |
     probe = window.transform.transform(prepared.data.test[list(window.transform.feature_names_in_)])
     parity = check_parity(clf, predictor, probe, atol=1e-5)
     log.metrics({"onnx_parity_max_abs_diff": parity})
-    bundle = SignalBundle({"feature_set_version": prepared.fs.version, "name": prepared.name}, window.transform,
-                          predictor)
+    bundle = SignalBundle(
+        {"feature_set_version": prepared.fs.version, "name": prepared.name}, window.transform, predictor
+    )
     return FittedCandidate(window, onnx_bytes, bundle, parity)
 
 
@@ -427,8 +542,11 @@ def evaluate_candidate(settings: Settings, prepared: PreparedWindow, fitted: Fit
     bundle = fitted.bundle
     preds = bundle.predict_frame(data.test[["ticker", "date", *bundle.feature_names]])
     preds["y_true"] = data.test[LABEL_COLUMN].to_numpy()
-    extra = {"lightgbm": lightgbm_signals(data, fitted.window.transform, bundle.feature_names, cfg.seed)} \
-        if cfg.baselines else None
+    extra = (
+        {"lightgbm": lightgbm_signals(data, fitted.window.transform, bundle.feature_names, cfg.seed)}
+        if cfg.baselines
+        else None
+    )
     evaluation = evaluate_signals(preds, prepared.bars, prepared.costs, extra=extra)
     slices = slice_metrics(preds, prepared.bars, pd.DatetimeIndex(data.fit["date"].unique()))
     evaluation.classification["slices"] = slices.to_dict("records")
@@ -437,13 +555,13 @@ def evaluate_candidate(settings: Settings, prepared: PreparedWindow, fitted: Fit
     log.text(slices.to_csv(index=False), "evaluation/slices.csv")
     log.dict(evaluation.to_dict(), "evaluation/evaluation.json")
     log.dict({"history": fitted.window.classifier.history_}, "training/history.json")
-    tracking.log_figures(log, fitted.window.classifier.history_, evaluation.classification["confusion_matrix"],
-                         CLASSES)
+    tracking.log_figures(log, fitted.window.classifier.history_, evaluation.classification["confusion_matrix"], CLASSES)
     return CandidateEvaluation(preds, evaluation, windows_of(preds))
 
 
-def champion_evaluation(settings: Settings, name: str, fs: FeatureSet, data: WindowData, bars, costs: Costs
-                        ) -> tuple[str | None, Evaluation | None, str | None]:
+def champion_evaluation(
+    settings: Settings, name: str, fs: FeatureSet, data: WindowData, bars, costs: Costs
+) -> tuple[str | None, Evaluation | None, str | None]:
     """Re-score the current champion on the candidate's test window (same rows, same costs).
 
     Returns ``(None, None, None)`` only when there is no champion (no registered model or no alias), and
@@ -463,13 +581,16 @@ def champion_evaluation(settings: Settings, name: str, fs: FeatureSet, data: Win
     except FeatureSetMismatch as exc:
         return version, None, str(exc)
     except Exception as exc:  # any failure to load the champion is reported, never skipped
-        raise ChampionComparisonError(f"cannot load champion {name} v{version} ({_artifact_location(c, name, version)})"
-                                      f": {type(exc).__name__}: {getattr(exc, 'message', exc)}") from exc
+        raise ChampionComparisonError(
+            f"cannot load champion {name} v{version} ({_artifact_location(c, name, version)})"
+            f": {type(exc).__name__}: {getattr(exc, 'message', exc)}"
+        ) from exc
     try:
         preds = bundle.predict_frame(data.test[["ticker", "date", *bundle.feature_names]])
     except Exception as exc:  # as above
-        raise ChampionComparisonError(f"cannot score champion {name} v{version} on the test window: "
-                                      f"{type(exc).__name__}: {exc}") from exc
+        raise ChampionComparisonError(
+            f"cannot score champion {name} v{version} on the test window: {type(exc).__name__}: {exc}"
+        ) from exc
     preds["y_true"] = data.test[LABEL_COLUMN].to_numpy()
     return version, evaluate_signals(preds, bars, costs), None
 
@@ -478,24 +599,27 @@ def _artifact_location(c, name: str, version: str) -> str:
     """Where a version's artifacts live, for messages (best effort: the lookup itself may be what fails)."""
     try:
         mv = c.get_model_version(name, version)
-        model_id = mv.model_id or (mv.source[len("models:/"):] if mv.source.startswith("models:/m-") else None)
-        return f"models:/{name}/{version} at " + (c.get_logged_model(model_id).artifact_location if model_id
-                                                  else mv.source)
+        model_id = mv.model_id or (mv.source[len("models:/") :] if mv.source.startswith("models:/m-") else None)
+        return f"models:/{name}/{version} at " + (
+            c.get_logged_model(model_id).artifact_location if model_id else mv.source
+        )
     except Exception:  # noqa: BLE001 - only decorates the message of the error being raised
         return f"models:/{name}/{version}"
 
 
-def bless_candidate(settings: Settings, prepared: PreparedWindow, evaluation: CandidateEvaluation
-                    ) -> BlessingOutcome:
+def bless_candidate(settings: Settings, prepared: PreparedWindow, evaluation: CandidateEvaluation) -> BlessingOutcome:
     """Bless against the floors and against the champion re-scored on the same window; a champion that exists but
     cannot be re-scored fails the stage (:class:`ChampionComparisonError`), it is never skipped."""
     blessing_cfg = BlessingConfig(**settings.model.blessing.model_dump(exclude={"auto_promote"}))
     try:
         champ_version, champ_eval, champ_problem = champion_evaluation(
-            settings, prepared.name, prepared.fs, prepared.data, prepared.bars, prepared.costs)
+            settings, prepared.name, prepared.fs, prepared.data, prepared.bars, prepared.costs
+        )
     except ChampionComparisonError as exc:
-        raise ChampionComparisonError(f"{exc}. The candidate was not registered (run {prepared.run_id} is "
-                                      "marked FAILED) and no alias was changed.") from exc
+        raise ChampionComparisonError(
+            f"{exc}. The candidate was not registered (run {prepared.run_id} is "
+            "marked FAILED) and no alias was changed."
+        ) from exc
     champion = None
     comparison: dict = {}
     if champ_eval is not None:
@@ -512,8 +636,13 @@ def bless_candidate(settings: Settings, prepared: PreparedWindow, evaluation: Ca
     return BlessingOutcome(decision, champ_version, comparison)
 
 
-def register_candidate(settings: Settings, prepared: PreparedWindow, fitted: FittedCandidate,
-                       evaluation: CandidateEvaluation, blessing: BlessingOutcome) -> RegisteredModel:
+def register_candidate(
+    settings: Settings,
+    prepared: PreparedWindow,
+    fitted: FittedCandidate,
+    evaluation: CandidateEvaluation,
+    blessing: BlessingOutcome,
+) -> RegisteredModel:
     """Package the bundle (golden set checked through the serving path), log the pyfunc, register the version with
     all its tags (flagged incomplete), record lineage, flag it complete, move the challenger alias, end the run."""
     import mlflow
@@ -524,62 +653,112 @@ def register_candidate(settings: Settings, prepared: PreparedWindow, fitted: Fit
     cfg = settings.model
     p, data, bundle, clf = prepared, prepared.data, fitted.bundle, fitted.window.classifier
     lake = st.lake_for(settings)
-    importance = sensitivity(bundle.predict_frame, data.test.iloc[: min(len(data.test), 400)],
-                             bundle.feature_names, seed=cfg.seed)
+    importance = sensitivity(
+        bundle.predict_frame, data.test.iloc[: min(len(data.test), 400)], bundle.feature_names, seed=cfg.seed
+    )
     decision = blessing.decision.to_dict()
-    card = model_card(name=p.name, preset=p.preset, fs=p.fs, tickers=p.tickers, fold=p.fold, versions=p.versions,
-                      summary=evaluation.summary, decision=decision, importance=importance, cfg=cfg,
-                      commit=p.commit, rows={"fit": len(data.fit), "val": len(data.val), "test": len(data.test)},
-                      package_version=p.package_version)
+    card = model_card(
+        name=p.name,
+        preset=p.preset,
+        fs=p.fs,
+        tickers=p.tickers,
+        fold=p.fold,
+        versions=p.versions,
+        summary=evaluation.summary,
+        decision=decision,
+        importance=importance,
+        cfg=cfg,
+        commit=p.commit,
+        rows={"fit": len(data.fit), "val": len(data.val), "test": len(data.test)},
+        package_version=p.package_version,
+    )
     golden = data.test.iloc[np.linspace(0, len(data.test) - 1, min(16, len(data.test))).astype(int)]
-    meta = {"name": p.name, "preset": p.preset, "feature_set_version": p.fs.version, "tickers": p.tickers,
-            "classes": list(CLASSES), "fold": _fold_dict(p.fold), "table_versions": p.versions.to_dict(),
-            "windows": list(p.fs.windows), "label_window": p.fs.label_window,
-            "as_of": None if p.as_of is None else p.as_of.date().isoformat(),
-            "lake": lake.root, "git_commit": p.commit, "tradeops_version": p.package_version,
-            "run_id": p.run_id, "seed": cfg.seed, "torch_num_threads": clf.recipe_params_.get("torch_num_threads"),
-            "weights_sha256": clf.weights_sha256(), "config": cfg.model_dump(mode="json")}
+    meta = {
+        "name": p.name,
+        "preset": p.preset,
+        "feature_set_version": p.fs.version,
+        "tickers": p.tickers,
+        "classes": list(CLASSES),
+        "fold": _fold_dict(p.fold),
+        "table_versions": p.versions.to_dict(),
+        "windows": list(p.fs.windows),
+        "label_window": p.fs.label_window,
+        "as_of": None if p.as_of is None else p.as_of.date().isoformat(),
+        "lake": lake.root,
+        "git_commit": p.commit,
+        "tradeops_version": p.package_version,
+        "run_id": p.run_id,
+        "seed": cfg.seed,
+        "torch_num_threads": clf.recipe_params_.get("torch_num_threads"),
+        "weights_sha256": clf.weights_sha256(),
+        "config": cfg.model_dump(mode="json"),
+    }
     log = tracking.RunLog(settings, p.run_id)
     log.claim()
     with tempfile.TemporaryDirectory() as tmp:
-        bundle_dir = write_bundle(Path(tmp) / "bundle", transform=fitted.window.transform,
-                                  onnx_bytes=fitted.onnx_bytes, meta=meta, golden_rows=golden, model_card=card)
+        bundle_dir = write_bundle(
+            Path(tmp) / "bundle",
+            transform=fitted.window.transform,
+            onnx_bytes=fitted.onnx_bytes,
+            meta=meta,
+            golden_rows=golden,
+            model_card=card,
+        )
         load_bundle(bundle_dir)  # the golden set must hold through the serving path before registering
         example = golden[bundle.feature_names].head(2).astype("float64")
         signature = infer_signature(example, bundle.predict_frame(example))
         with tracking.resumed(p.run_id):
-            info = mlflow.pyfunc.log_model(name="model", python_model=SignalPyfunc(),
-                                           artifacts={"bundle": str(bundle_dir)}, signature=signature,
-                                           input_example=example, pip_requirements=serving_requirements(),
-                                           code_paths=[str(Path(__file__).resolve().parents[1])],
-                                           # declared so a loader can pass its serving feature set to check
-                                           model_config={"feature_set_version": p.fs.version})
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=SignalPyfunc(),
+                artifacts={"bundle": str(bundle_dir)},
+                signature=signature,
+                input_example=example,
+                pip_requirements=serving_requirements(),
+                code_paths=[str(Path(__file__).resolve().parents[1])],
+                # declared so a loader can pass its serving feature set to check
+                model_config={"feature_set_version": p.fs.version},
+            )
         log.text(card, "MODEL_CARD.md")
     # Registered with every tag in one call and flagged incomplete: a kill from here on leaves a version that
     # `models` shows as incomplete and `promote` refuses, never an untagged one that looks fine.
-    version = reg.register_version(p.name, info.model_uri, {
-        "run_id": p.run_id, "feature_set_version": p.fs.version, "git_commit": p.commit,
-        "tradeops_version": p.package_version, "bars_version": str(p.versions.bars),
-        "features_version": str(p.versions.features), "labels_version": str(p.versions.labels),
-        "blessed": str(blessing.blessed).lower()})
+    version = reg.register_version(
+        p.name,
+        info.model_uri,
+        {
+            "run_id": p.run_id,
+            "feature_set_version": p.fs.version,
+            "git_commit": p.commit,
+            "tradeops_version": p.package_version,
+            "bars_version": str(p.versions.bars),
+            "features_version": str(p.versions.features),
+            "labels_version": str(p.versions.labels),
+            "blessed": str(blessing.blessed).lower(),
+        },
+    )
     tracking.end_run(settings, p.run_id, "FINISHED")
     try:
-        for dataset, v in ((st.BARS, p.versions.bars), (p.fs.table, p.versions.features),
-                           (p.fs.labels_table, p.versions.labels)):
+        for dataset, v in (
+            (st.BARS, p.versions.bars),
+            (p.fs.table, p.versions.features),
+            (p.fs.labels_table, p.versions.labels),
+        ):
             lake.record_lineage(dataset, int(v), "model", p.name, version)
         c = reg.client(settings)
         reg.mark_complete(c, p.name, version)
     except (TradeopsError, OSError) as exc:
-        raise TradeopsError(f"{p.name} v{version} was registered but not completed: {exc}. It stays flagged "
-                            "incomplete (promote refuses it) and no alias was changed.") from exc
-    with reg.registry_errors(f"{p.name} v{version} is registered and complete, but moving the challenger alias to "
-                             "it failed"):
+        raise TradeopsError(
+            f"{p.name} v{version} was registered but not completed: {exc}. It stays flagged "
+            "incomplete (promote refuses it) and no alias was changed."
+        ) from exc
+    with reg.registry_errors(
+        f"{p.name} v{version} is registered and complete, but moving the challenger alias to it failed"
+    ):
         c.set_registered_model_alias(p.name, reg.CHALLENGER, version)
     return RegisteredModel(p.name, version, p.run_id)
 
 
-def promote_candidate(settings: Settings, registered: RegisteredModel, blessing: BlessingOutcome
-                      ) -> PromotionOutcome:
+def promote_candidate(settings: Settings, registered: RegisteredModel, blessing: BlessingOutcome) -> PromotionOutcome:
     """Make a blessed candidate champion when ``model.blessing.auto_promote`` is on; otherwise say why not."""
     c = reg.client(settings)
     before = reg.alias_version(c, registered.name, reg.CHAMPION)
@@ -588,8 +767,9 @@ def promote_candidate(settings: Settings, registered: RegisteredModel, blessing:
     if not settings.model.blessing.auto_promote:
         return PromotionOutcome(False, before, before, "blessed; auto-promotion off (waits for `tradeops promote`)")
     reg.promote(settings, registered.name, registered.version, reason="blessed challenger, auto-promotion on")
-    return PromotionOutcome(True, before, reg.alias_version(c, registered.name, reg.CHAMPION),
-                            "blessed challenger, auto-promotion on")
+    return PromotionOutcome(
+        True, before, reg.alias_version(c, registered.name, reg.CHAMPION), "blessed challenger, auto-promotion on"
+    )
 
 
 @dataclass
@@ -616,10 +796,16 @@ class TrainOutcome:
         return dict(self.__dict__)
 
 
-def train_model(settings: Settings, *, preset: str, tickers: list[str], epochs: int | None = None,
-                as_of: date | pd.Timestamp | None = None,
-                on_epoch: Callable[[int, dict], None] | None = None,
-                status: Callable[[str], None] | None = None) -> TrainOutcome:
+def train_model(
+    settings: Settings,
+    *,
+    preset: str,
+    tickers: list[str],
+    epochs: int | None = None,
+    as_of: date | pd.Timestamp | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    status: Callable[[str], None] | None = None,
+) -> TrainOutcome:
     """Run every stage in order (see the stage functions); a failure ends the MLflow run FAILED (KILLED on Ctrl-C)
     and changes no alias."""
     say = status or (lambda _msg: None)
@@ -637,12 +823,23 @@ def train_model(settings: Settings, *, preset: str, tickers: list[str], epochs: 
         say("packaging and registering")
         registered = register_candidate(settings, prepared, fitted, evaluation, blessing)
     promotion = promote_candidate(settings, registered, blessing)
-    return TrainOutcome(name=registered.name, version=registered.version, run_id=registered.run_id, preset=preset,
-                        tickers=prepared.tickers, fold=_fold_dict(prepared.fold), versions=prepared.versions.to_dict(),
-                        summary=evaluation.summary, evaluation=evaluation.evaluation.to_dict(),
-                        decision=blessing.decision.to_dict(), champion_before=blessing.champion_version,
-                        champion_after=promotion.champion_after, promoted=promotion.promoted,
-                        comparison=blessing.comparison, reaped_runs=prepared.reaped_runs)
+    return TrainOutcome(
+        name=registered.name,
+        version=registered.version,
+        run_id=registered.run_id,
+        preset=preset,
+        tickers=prepared.tickers,
+        fold=_fold_dict(prepared.fold),
+        versions=prepared.versions.to_dict(),
+        summary=evaluation.summary,
+        evaluation=evaluation.evaluation.to_dict(),
+        decision=blessing.decision.to_dict(),
+        champion_before=blessing.champion_version,
+        champion_after=promotion.champion_after,
+        promoted=promotion.promoted,
+        comparison=blessing.comparison,
+        reaped_runs=prepared.reaped_runs,
+    )
 
 
 @contextlib.contextmanager

@@ -35,9 +35,15 @@ def storage_url(settings: Settings) -> str:
     return f"sqlite:///{(settings.home / 'optuna.db').resolve()}"
 
 
-def run_tune(settings: Settings, *, preset: str, tickers: list[str], trials: int | None = None,
-             storage: str | None = None, on_trial: Callable[[int, float | None, str], None] | None = None
-             ) -> TuneResult:
+def run_tune(
+    settings: Settings,
+    *,
+    preset: str,
+    tickers: list[str],
+    trials: int | None = None,
+    storage: str | None = None,
+    on_trial: Callable[[int, float | None, str], None] | None = None,
+) -> TuneResult:
     import optuna
 
     from tradeops.model.cnn import CNNClassifier
@@ -55,23 +61,37 @@ def run_tune(settings: Settings, *, preset: str, tickers: list[str], trials: int
     tickers = sorted(set(tickers))
     ensure_features(lake, fs, tickers)
     frame = load_frame(lake, fs, tickers)
-    fold = holdout_fold(frame["date"].unique(), test_days=cfg.test_days, train_years=cfg.train_years,
-                        embargo=cfg.embargo, val_fraction=max(cfg.val_fraction, 0.1),
-                        horizon=horizon_of(fs.label_window))
+    fold = holdout_fold(
+        frame["date"].unique(),
+        test_days=cfg.test_days,
+        train_years=cfg.train_years,
+        embargo=cfg.embargo,
+        val_fraction=max(cfg.val_fraction, 0.1),
+        horizon=horizon_of(fs.label_window),
+    )
     data = split_rows(frame, fs.names, fold)
     settings.home.mkdir(parents=True, exist_ok=True)
     url = storage or storage_url(settings)
     name = f"tune-{reg.model_name(preset, tickers)}"
-    study = optuna.create_study(study_name=name, storage=url, direction="maximize", load_if_exists=True,
-                                sampler=optuna.samplers.TPESampler(seed=cfg.seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=5))
+    study = optuna.create_study(
+        study_name=name,
+        storage=url,
+        direction="maximize",
+        load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=cfg.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=5),
+    )
 
     def objective(trial: optuna.Trial) -> float:
-        clf = CNNClassifier(recipe="default", epochs=space.epochs, seed=cfg.seed,
-                            lr=trial.suggest_float("lr", space.lr_min, space.lr_max, log=True),
-                            batch_size=trial.suggest_categorical("batch_size", list(space.batch_sizes)),
-                            dense=trial.suggest_categorical("dense", list(space.dense_units)),
-                            dropout_dense=trial.suggest_float("dropout_dense", *space.dropout_dense))
+        clf = CNNClassifier(
+            recipe="default",
+            epochs=space.epochs,
+            seed=cfg.seed,
+            lr=trial.suggest_float("lr", space.lr_min, space.lr_max, log=True),
+            batch_size=trial.suggest_categorical("batch_size", list(space.batch_sizes)),
+            dense=trial.suggest_categorical("dense", list(space.dense_units)),
+            dropout_dense=trial.suggest_float("dropout_dense", *space.dropout_dense),
+        )
 
         def report(epoch: int, record: dict) -> None:
             trial.report(float(record["val_macro_f1"]), epoch)
@@ -86,8 +106,9 @@ def run_tune(settings: Settings, *, preset: str, tickers: list[str], trials: int
         if on_trial:
             on_trial(trial.number, trial.value, trial.state.name)
 
-    study.optimize(objective, n_trials=trials or space.trials, timeout=space.timeout_seconds, callbacks=[callback],
-                   catch=())
+    study.optimize(
+        objective, n_trials=trials or space.trials, timeout=space.timeout_seconds, callbacks=[callback], catch=()
+    )
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise UsageError(f"study {name}: no trial completed")

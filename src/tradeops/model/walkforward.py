@@ -16,7 +16,6 @@ import pandas as pd
 from tradeops.config import Settings
 from tradeops.data import store as st
 from tradeops.errors import TradeopsError, UsageError
-from tradeops.features.labels import LABEL_COLUMN
 from tradeops.features.splits import FoldSkippedWarning, walk_forward
 from tradeops.features.store import FeatureSet
 from tradeops.model.backtest import Costs
@@ -45,14 +44,31 @@ class WalkForwardResult:
     skipped: list[str]
 
     def to_dict(self) -> dict:
-        return {"preset": self.preset, "tickers": self.tickers, "mode": self.mode, "test_years": self.test_years,
-                "pooled": self.pooled, "folds": self.folds, "skipped": self.skipped,
-                "table": self.table.reset_index().to_dict("records"), "evaluation": self.evaluation}
+        return {
+            "preset": self.preset,
+            "tickers": self.tickers,
+            "mode": self.mode,
+            "test_years": self.test_years,
+            "pooled": self.pooled,
+            "folds": self.folds,
+            "skipped": self.skipped,
+            "table": self.table.reset_index().to_dict("records"),
+            "evaluation": self.evaluation,
+        }
 
 
-def run_walkforward(settings: Settings, *, preset: str, tickers: list[str], test_years: list[int],
-                    train_years: float, mode: str = "realistic", pooled: bool = False, epochs: int | None = None,
-                    progress: Callable[[str], None] | None = None) -> WalkForwardResult:
+def run_walkforward(
+    settings: Settings,
+    *,
+    preset: str,
+    tickers: list[str],
+    test_years: list[int],
+    train_years: float,
+    mode: str = "realistic",
+    pooled: bool = False,
+    epochs: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> WalkForwardResult:
     """Retrain per test year and score the concatenated test signals (see the module docstring)."""
     from tradeops.model.training import ensure_features, lightgbm_signals, load_frame
 
@@ -64,16 +80,24 @@ def run_walkforward(settings: Settings, *, preset: str, tickers: list[str], test
     check_years_in_data(stored_years(lake, tickers), test_years)
     versions = ensure_features(lake, fs, tickers)
     frame = load_frame(lake, fs, tickers)
-    groups = [(",".join(tickers), frame)] if pooled else [(t, g.reset_index(drop=True))
-                                                         for t, g in frame.groupby("ticker", sort=True)]
+    groups = (
+        [(",".join(tickers), frame)]
+        if pooled
+        else [(t, g.reset_index(drop=True)) for t, g in frame.groupby("ticker", sort=True)]
+    )
     all_preds, all_lgbm, folds_out, skipped = [], [], [], []
     for who, rows in groups:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", FoldSkippedWarning)
             try:
-                folds = walk_forward(pd.DatetimeIndex(rows["date"].unique()), test_years=test_years,
-                                     train_years=train_years, embargo=cfg.embargo,
-                                     horizon=horizon_of(fs.label_window), val_fraction=cfg.val_fraction)
+                folds = walk_forward(
+                    pd.DatetimeIndex(rows["date"].unique()),
+                    test_years=test_years,
+                    train_years=train_years,
+                    embargo=cfg.embargo,
+                    horizon=horizon_of(fs.label_window),
+                    val_fraction=cfg.val_fraction,
+                )
             except ValueError as exc:
                 raise TradeopsError(f"{who}: [walkforward] {exc}") from exc
         skipped += [f"{who}: {w.message}" for w in caught if issubclass(w.category, FoldSkippedWarning)]
@@ -85,15 +109,24 @@ def run_walkforward(settings: Settings, *, preset: str, tickers: list[str], test
             preds = predict_rows(window.classifier.predict_proba, window.transform, data.test)
             all_preds.append(preds)
             if cfg.baselines:
-                all_lgbm.append(lightgbm_signals(data, window.transform, list(window.transform.feature_names_in_),
-                                                 cfg.seed))
-            folds_out.append({"who": who, "test_year": int(fold.test_start.year),
-                              "fit": f"{fold.train_start.date()}..{fold.train_end.date()}",
-                              "val": f"{fold.val_start.date()}..{fold.val_end.date()}" if fold.val_start is not None
-                              else None,
-                              "test": f"{fold.test_start.date()}..{fold.test_end.date()}",
-                              "fit_rows": window.fit_rows, "val_rows": window.val_rows, "test_rows": len(data.test),
-                              "best_epoch": int(window.classifier.best_epoch_)})
+                all_lgbm.append(
+                    lightgbm_signals(data, window.transform, list(window.transform.feature_names_in_), cfg.seed)
+                )
+            folds_out.append(
+                {
+                    "who": who,
+                    "test_year": int(fold.test_start.year),
+                    "fit": f"{fold.train_start.date()}..{fold.train_end.date()}",
+                    "val": f"{fold.val_start.date()}..{fold.val_end.date()}"
+                    if fold.val_start is not None and fold.val_end is not None
+                    else None,
+                    "test": f"{fold.test_start.date()}..{fold.test_end.date()}",
+                    "fit_rows": window.fit_rows,
+                    "val_rows": window.val_rows,
+                    "test_rows": len(data.test),
+                    "best_epoch": int(window.classifier.best_epoch_),
+                }
+            )
     if not all_preds:
         raise TradeopsError("walk-forward produced no fold: check --test-years against the stored history")
     preds = pd.concat(all_preds, ignore_index=True).sort_values(["ticker", "date"], kind="stable")
@@ -102,9 +135,17 @@ def run_walkforward(settings: Settings, *, preset: str, tickers: list[str], test
     bars = bars_by_ticker(lake.read_bars(tickers, version=versions.bars))
     evaluation = evaluate_signals(preds, bars, costs, extra=extra)
     table = returns_table(evaluation.backtests, mode)
-    return WalkForwardResult(preset, tickers, mode, list(test_years), pooled, folds_out, table,
-                             evaluation.to_dict() | {"versions": versions.to_dict(), "per_ticker": per_ticker_f1(preds)},
-                             skipped)
+    return WalkForwardResult(
+        preset,
+        tickers,
+        mode,
+        list(test_years),
+        pooled,
+        folds_out,
+        table,
+        evaluation.to_dict() | {"versions": versions.to_dict(), "per_ticker": per_ticker_f1(preds)},
+        skipped,
+    )
 
 
 def check_arguments(*, mode: str, train_years: float, test_years: list[int]) -> None:
@@ -149,8 +190,14 @@ def returns_table(backtests: dict, mode: str) -> pd.DataFrame:
             if name in strategies:
                 row[name] = strategies[name][mode]["annualized_return"]
         m = strategies["model"][mode]
-        row.update({"model_sharpe": m["sharpe"], "model_max_drawdown": m["max_drawdown"],
-                    "model_trades_per_year": m["trades_per_year"], "model_win_rate": m["win_rate"]})
+        row.update(
+            {
+                "model_sharpe": m["sharpe"],
+                "model_max_drawdown": m["max_drawdown"],
+                "model_trades_per_year": m["trades_per_year"],
+                "model_win_rate": m["win_rate"],
+            }
+        )
         rows.append(row)
     return pd.DataFrame(rows).set_index("ticker")
 
@@ -161,7 +208,8 @@ def per_ticker_f1(preds: pd.DataFrame) -> dict:
 
     out = {}
     for t, g in preds.loc[preds["y_true"].notna()].groupby("ticker"):
-        m = classification_metrics(encode_labels(g["y_true"]).to_numpy(dtype=np.int64),
-                                   encode_labels(g["signal"]).to_numpy(dtype=np.int64))
+        m = classification_metrics(
+            encode_labels(g["y_true"]).to_numpy(dtype=np.int64), encode_labels(g["signal"]).to_numpy(dtype=np.int64)
+        )
         out[str(t)] = {k: m[k] for k in ("f1_BUY", "f1_SELL", "f1_HOLD", "macro_f1", "accuracy")}
     return out

@@ -27,8 +27,8 @@ import plotly.io as pio
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from tradeops.features.labels import CLASSES, LABEL_COLUMN, LABEL_KNOWN_AT_COLUMN
 from tradeops.features.definitions import EQUIVALENT_INDICATORS, FeatureDef, equivalent_feature
+from tradeops.features.labels import CLASSES, LABEL_COLUMN, LABEL_KNOWN_AT_COLUMN
 from tradeops.features.selection import SelectionResult
 from tradeops.features.store import class_balance
 
@@ -62,8 +62,7 @@ _SEED = 0
 _TOP_PAIRS = 10
 _CLASS_COLORS = {"BUY": "#2ca02c", "SELL": "#d62728", "HOLD": "#9e9e9e"}
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
-_LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
-           "font": {"size": 11}}
+_LAYOUT = {"template": "plotly_white", "margin": {"l": 60, "r": 20, "t": 40, "b": 40}, "font": {"size": 11}}
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#222;background:#f7f7f7}
 main{max-width:1200px;margin:0 auto;padding:1rem 2rem 4rem}
@@ -102,7 +101,6 @@ def duplicate_notes(registry: Sequence[FeatureDef]) -> dict[str, str]:
     return notes
 
 
-
 def features_report(
     features: pd.DataFrame,
     labels: pd.DataFrame,
@@ -123,9 +121,10 @@ def features_report(
     Raises ``ValueError`` on inputs that do not fit together.
     """
     registry = tuple(registry)
-    names = _check_inputs(features, labels, registry, selection, max_features_shown)
-    keys = pd.DataFrame({"ticker": features["ticker"].astype(str).to_numpy(),
-                         "date": features["date"].to_numpy(dtype="datetime64[ns]")})
+    _check_inputs(features, labels, registry, selection, max_features_shown)
+    keys = pd.DataFrame(
+        {"ticker": features["ticker"].astype(str).to_numpy(), "date": features["date"].to_numpy(dtype="datetime64[ns]")}
+    )
     labelled = _labelled(labels)
     shown = representative_features(registry, max_features_shown)
     shown_values = features[shown].to_numpy(dtype=np.float64)
@@ -139,8 +138,9 @@ def features_report(
         _class_balance_section(labelled, figures),
         _distributions_section(keys, shown_frame, defs, figures),
         _correlation_section(shown_frame, figures),
-        _selection_section(selection, keys, labelled, shown_frame, defs, figures,
-                           preset=preset, top=max_features_shown),
+        _selection_section(
+            selection, keys, labelled, shown_frame, defs, figures, preset=preset, top=max_features_shown
+        ),
         _dictionary_section(registry, shown, selection),
     ]
     nav = "".join(f'<li><a href="#{anchor}">{_esc(heading)}</a></li>' for anchor, heading in SECTIONS)
@@ -169,9 +169,16 @@ def write_features_report(
 ) -> Path:
     """Render :func:`features_report` and write it to ``path`` atomically (temp file in the same folder, then
     ``os.replace``): readers see the old page or the new one, never half a page. Returns ``path``."""
-    page = features_report(features, labels, preset=preset, feature_set_version=feature_set_version,
-                           registry=registry, selection=selection, title=title,
-                           max_features_shown=max_features_shown)
+    page = features_report(
+        features,
+        labels,
+        preset=preset,
+        feature_set_version=feature_set_version,
+        registry=registry,
+        selection=selection,
+        title=title,
+        max_features_shown=max_features_shown,
+    )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -213,8 +220,9 @@ def _check_inputs(
         dupes = frame.duplicated(_KEY)
         if dupes.any():
             row = frame.loc[dupes].iloc[0]
-            raise ValueError(f"{name} has duplicated (ticker, date) rows, e.g. {row['ticker']} "
-                             f"{pd.Timestamp(row['date']).date()}")
+            raise ValueError(
+                f"{name} has duplicated (ticker, date) rows, e.g. {row['ticker']} {pd.Timestamp(row['date']).date()}"
+            )
     if len(features) == 0:
         raise ValueError("features is empty: build features first")
     if isinstance(max_features_shown, bool) or not isinstance(max_features_shown, int) or max_features_shown < 1:
@@ -233,11 +241,14 @@ def _check_inputs(
     missing = [n for n in names if n not in set(columns)]
     extra = [c for c in columns if c not in set(names)]
     if missing or extra:
-        raise ValueError(f"features columns do not match the registry: missing {missing[:5]}"
-                         f"{' ...' if len(missing) > 5 else ''} ({len(missing)}), undocumented {extra[:5]}"
-                         f"{' ...' if len(extra) > 5 else ''} ({len(extra)})")
-    not_numeric = [n for n in names if not pd.api.types.is_numeric_dtype(features[n])
-                   or pd.api.types.is_bool_dtype(features[n])]
+        raise ValueError(
+            f"features columns do not match the registry: missing {missing[:5]}"
+            f"{' ...' if len(missing) > 5 else ''} ({len(missing)}), undocumented {extra[:5]}"
+            f"{' ...' if len(extra) > 5 else ''} ({len(extra)})"
+        )
+    not_numeric = [
+        n for n in names if not pd.api.types.is_numeric_dtype(features[n]) or pd.api.types.is_bool_dtype(features[n])
+    ]
     if not_numeric:
         raise ValueError(f"feature columns must be numeric: {not_numeric[:5]}")
 
@@ -258,17 +269,22 @@ def _check_inputs(
             raise ValueError(f"selection names without scores: {unscored[:5]}")
         foreign = [str(n) for n in selection.scores.index if n not in set(names)]
         if foreign:
-            raise ValueError(f"selection scores features that are not in the registry (another feature set?): "
-                             f"{foreign[:5]}")
+            raise ValueError(
+                f"selection scores features that are not in the registry (another feature set?): {foreign[:5]}"
+            )
     return names
 
 
 def _labelled(labels: pd.DataFrame) -> pd.DataFrame:
     """Rows with a label: ticker (str), date (datetime64[ns]), label (str) and label_known_at when given."""
     rows = labels.loc[labels[LABEL_COLUMN].notna()]
-    out = pd.DataFrame({"ticker": rows["ticker"].astype(str).to_numpy(),
-                        "date": rows["date"].to_numpy(dtype="datetime64[ns]"),
-                        LABEL_COLUMN: rows[LABEL_COLUMN].astype(str).to_numpy()})
+    out = pd.DataFrame(
+        {
+            "ticker": rows["ticker"].astype(str).to_numpy(),
+            "date": rows["date"].to_numpy(dtype="datetime64[ns]"),
+            LABEL_COLUMN: rows[LABEL_COLUMN].astype(str).to_numpy(),
+        }
+    )
     if LABEL_KNOWN_AT_COLUMN in rows.columns:
         out[LABEL_KNOWN_AT_COLUMN] = rows[LABEL_KNOWN_AT_COLUMN].to_numpy(dtype="datetime64[ns]")
     return out
@@ -277,20 +293,33 @@ def _labelled(labels: pd.DataFrame) -> pd.DataFrame:
 # --- sections ----------------------------------------------------------------------------------------------------
 
 
-def _summary(features: pd.DataFrame, keys: pd.DataFrame, labelled: pd.DataFrame, registry: Sequence[FeatureDef],
-             *, preset: str, version: str) -> str:
+def _summary(
+    features: pd.DataFrame,
+    keys: pd.DataFrame,
+    labelled: pd.DataFrame,
+    registry: Sequence[FeatureDef],
+    *,
+    preset: str,
+    version: str,
+) -> str:
     names = [d.name for d in registry]
     complete = np.isfinite(features[names].to_numpy(dtype=np.float64)).all(axis=1)
     has_label = keys.merge(labelled[_KEY], on=_KEY, how="left", indicator=True)["_merge"].eq("both").to_numpy()
     frame = keys.assign(complete=complete, labelled=has_label)
     per_ticker = frame.groupby("ticker", sort=True).agg(
-        first=("date", "min"), last=("date", "max"), rows=("date", "size"),
-        complete=("complete", "sum"), labelled=("labelled", "sum"))
+        first=("date", "min"),
+        last=("date", "max"),
+        rows=("date", "size"),
+        complete=("complete", "sum"),
+        labelled=("labelled", "sum"),
+    )
     horizons = _label_horizons(keys, labelled)
     if horizons:
         h_text = " or ".join(str(h) for h in horizons)
-        label_rule = (f"the label of date t is known at the close of t + h trading days, h = {h_text} "
-                      "(measured on these rows: label_known_at minus date)")
+        label_rule = (
+            f"the label of date t is known at the close of t + h trading days, h = {h_text} "
+            "(measured on these rows: label_known_at minus date)"
+        )
     else:
         label_rule = "the label of date t is known at the close of t + h trading days (label_known_at)"
     tickers = list(per_ticker.index)
@@ -310,13 +339,18 @@ def _summary(features: pd.DataFrame, keys: pd.DataFrame, labelled: pd.DataFrame,
     facts_table = _table(["item", "value"], facts)
     ticker_table = _table(
         ["ticker", "first date", "last date", "rows", "rows with every feature finite", "rows with a label"],
-        [(t, _day(r["first"]), _day(r["last"]), int(r["rows"]), int(r["complete"]), int(r["labelled"]))
-         for t, r in per_ticker.iterrows()])
+        [
+            (t, _day(r["first"]), _day(r["last"]), int(r["rows"]), int(r["complete"]), int(r["labelled"]))
+            for t, r in per_ticker.iterrows()
+        ],
+    )
     return _section(
         "summary",
         "<p>What this page describes and the time rules every number below obeys. Warm-up rows (an indicator "
         "needs a full window) are NaN, never filled; the last h dates of a ticker have no label yet.</p>"
-        + facts_table + ticker_table)
+        + facts_table
+        + ticker_table,
+    )
 
 
 def _label_horizons(keys: pd.DataFrame, labelled: pd.DataFrame) -> list[int]:
@@ -341,9 +375,11 @@ def _label_horizons(keys: pd.DataFrame, labelled: pd.DataFrame) -> list[int]:
 
 
 def _class_balance_section(labelled: pd.DataFrame, figures: _FigureRenderer) -> str:
-    intro = ("<p>Share of BUY / SELL / HOLD labels per ticker and calendar year (rows with a label only). "
-             "A model that beats these base rates is needed before any accuracy number means something; "
-             "shifts across years show how stable the label mix is.</p>")
+    intro = (
+        "<p>Share of BUY / SELL / HOLD labels per ticker and calendar year (rows with a label only). "
+        "A model that beats these base rates is needed before any accuracy number means something; "
+        "shifts across years show how stable the label mix is.</p>"
+    )
     if len(labelled) == 0:
         return _section("class-balance", intro + '<p class="note">No labelled rows were given.</p>')
     counts = class_balance(labelled)
@@ -355,27 +391,52 @@ def _class_balance_section(labelled: pd.DataFrame, figures: _FigureRenderer) -> 
     fig = go.Figure()
     for c in CLASSES:
         share = counts[c] / counts["n"]
-        fig.add_trace(go.Bar(
-            x=[tickers, years], y=share.to_numpy(), name=c, marker_color=_CLASS_COLORS[c],
-            customdata=counts[c].to_numpy(),
-            hovertemplate=f"{c}: %{{y:.1%}} (%{{customdata}} rows)<extra>%{{x}}</extra>"))
-    fig.update_layout(**_LAYOUT, barmode="stack", height=380, yaxis={"tickformat": ".0%", "range": [0, 1]},
-                      legend={"orientation": "h", "y": 1.08})
+        fig.add_trace(
+            go.Bar(
+                x=[tickers, years],
+                y=share.to_numpy(),
+                name=c,
+                marker_color=_CLASS_COLORS[c],
+                customdata=counts[c].to_numpy(),
+                hovertemplate=f"{c}: %{{y:.1%}} (%{{customdata}} rows)<extra>%{{x}}</extra>",
+            )
+        )
+    fig.update_layout(
+        **_LAYOUT,
+        barmode="stack",
+        height=380,
+        yaxis={"tickformat": ".0%", "range": [0, 1]},
+        legend={"orientation": "h", "y": 1.08},
+    )
     rows: list[tuple[object, ...]] = []
     for ticker, block in counts.groupby(level="ticker", sort=True):
         for (_, year), r in block.iterrows():
-            rows.append((ticker, int(year), *(int(r[c]) for c in CLASSES), int(r["n"]),
-                         *(_pct(r[c], r["n"]) for c in CLASSES)))
+            rows.append(
+                (ticker, int(year), *(int(r[c]) for c in CLASSES), int(r["n"]), *(_pct(r[c], r["n"]) for c in CLASSES))
+            )
         sums = block[[*CLASSES, "n"]].sum()
-        rows.append((ticker, "all", *(int(sums[c]) for c in CLASSES), int(sums["n"]),
-                     *(_pct(sums[c], sums["n"]) for c in CLASSES)))
+        rows.append(
+            (
+                ticker,
+                "all",
+                *(int(sums[c]) for c in CLASSES),
+                int(sums["n"]),
+                *(_pct(sums[c], sums["n"]) for c in CLASSES),
+            )
+        )
     table = _table(["ticker", "year", *CLASSES, "n", *(f"{c} share" for c in CLASSES)], rows, scroll=True)
-    return _section("class-balance", intro + f"<p>Overall: {_esc(overall)} of {n_all} labelled rows.</p>"
-                    + figures.render(fig, "fig-class-balance") + table)
+    return _section(
+        "class-balance",
+        intro
+        + f"<p>Overall: {_esc(overall)} of {n_all} labelled rows.</p>"
+        + figures.render(fig, "fig-class-balance")
+        + table,
+    )
 
 
-def _distributions_section(keys: pd.DataFrame, shown: pd.DataFrame, defs: dict[str, FeatureDef],
-                           figures: _FigureRenderer) -> str:
+def _distributions_section(
+    keys: pd.DataFrame, shown: pd.DataFrame, defs: dict[str, FeatureDef], figures: _FigureRenderer
+) -> str:
     names = list(shown.columns)
     by_ticker = keys.groupby("ticker", sort=True).indices
     tickers = list(by_ticker)
@@ -385,20 +446,37 @@ def _distributions_section(keys: pd.DataFrame, shown: pd.DataFrame, defs: dict[s
 
     n_cols = min(3, len(names))
     n_rows = math.ceil(len(names) / n_cols)
-    fig = make_subplots(rows=n_rows, cols=n_cols, subplot_titles=names,
-                        vertical_spacing=min(0.12, 0.4 / n_rows), horizontal_spacing=0.06)
+    fig = make_subplots(
+        rows=n_rows,
+        cols=n_cols,
+        subplot_titles=names,
+        vertical_spacing=min(0.12, 0.4 / n_rows),
+        horizontal_spacing=0.06,
+    )
     values = shown.to_numpy(dtype=np.float64)
-    for j, name in enumerate(names):
+    for j in range(len(names)):
         row, col = divmod(j, n_cols)
         for k, t in enumerate(tickers):
             v = values[sampled[t], j]
-            fig.add_trace(go.Box(
-                y=v[~np.isnan(v)].astype(np.float32), name=t, legendgroup=t, showlegend=j == 0,
-                marker={"color": qualitative.Plotly[k % len(qualitative.Plotly)], "size": 2},
-                line={"width": 1}, boxpoints="outliers"), row + 1, col + 1)
+            fig.add_trace(
+                go.Box(
+                    y=v[~np.isnan(v)].astype(np.float32),
+                    name=t,
+                    legendgroup=t,
+                    showlegend=j == 0,
+                    marker={"color": qualitative.Plotly[k % len(qualitative.Plotly)], "size": 2},
+                    line={"width": 1},
+                    boxpoints="outliers",
+                ),
+                row + 1,
+                col + 1,
+            )
     plot_height = 250 * n_rows  # the legend sits in the top margin, above the first row's subplot titles
-    fig.update_layout(**{**_LAYOUT, "margin": {"l": 60, "r": 20, "t": 80, "b": 30}}, height=plot_height + 110,
-                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.0 + 30 / plot_height})
+    fig.update_layout(
+        **{**_LAYOUT, "margin": {"l": 60, "r": 20, "t": 80, "b": 30}},
+        height=plot_height + 110,
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0 + 30 / plot_height},
+    )
     fig.update_xaxes(showticklabels=False)
 
     stats_rows = []
@@ -406,20 +484,33 @@ def _distributions_section(keys: pd.DataFrame, shown: pd.DataFrame, defs: dict[s
         v = values[:, j]
         fin = v[~np.isnan(v)]
         q = np.percentile(fin, [1, 50, 99]) if fin.size else [math.nan] * 3
-        stats_rows.append((name, defs[name].unit, int(fin.size), int(v.size - fin.size),
-                           float(fin.mean()) if fin.size else math.nan,
-                           float(fin.std()) if fin.size else math.nan,
-                           float(fin.min()) if fin.size else math.nan, *q,
-                           float(fin.max()) if fin.size else math.nan))
-    stats = _table(["feature", "unit", "finite rows", "NaN rows (warm-up)", "mean", "std", "min", "p1", "median",
-                    "p99", "max"], stats_rows, scroll=True)
+        stats_rows.append(
+            (
+                name,
+                defs[name].unit,
+                int(fin.size),
+                int(v.size - fin.size),
+                float(fin.mean()) if fin.size else math.nan,
+                float(fin.std()) if fin.size else math.nan,
+                float(fin.min()) if fin.size else math.nan,
+                *q,
+                float(fin.max()) if fin.size else math.nan,
+            )
+        )
+    stats = _table(
+        ["feature", "unit", "finite rows", "NaN rows (warm-up)", "mean", "std", "min", "p1", "median", "p99", "max"],
+        stats_rows,
+        scroll=True,
+    )
     return _section(
         "distributions",
         "<p>One representative window per indicator (the middle window), boxes per ticker. Features are meant "
         "to be scale-free, so the boxes should overlap across tickers; a ticker whose box sits apart would make "
         f"a pooled model see a ticker effect. Plots use at most {cap} rows per ticker and feature, sampled "
         "without replacement (seed 0); the table below uses every row, pooled over tickers.</p>"
-        + figures.render(fig, "fig-distributions") + stats)
+        + figures.render(fig, "fig-distributions")
+        + stats,
+    )
 
 
 def _sample(positions: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
@@ -429,34 +520,66 @@ def _sample(positions: np.ndarray, cap: int, rng: np.random.Generator) -> np.nda
 
 
 def _correlation_section(shown: pd.DataFrame, figures: _FigureRenderer) -> str:
-    intro = ("<p>Spearman rank correlation of the shown features, pooled over tickers, rows with any NaN "
-             "(warm-up) dropped. Strongly correlated indicators carry overlapping information: the CNN-TA "
-             "image and the selection step both see them side by side.</p>")
+    intro = (
+        "<p>Spearman rank correlation of the shown features, pooled over tickers, rows with any NaN "
+        "(warm-up) dropped. Strongly correlated indicators carry overlapping information: the CNN-TA "
+        "image and the selection step both see them side by side.</p>"
+    )
     pooled = shown.dropna()
     if shown.shape[1] < 2 or len(pooled) < 3:
-        return _section("correlations", intro + '<p class="note">Not enough features or complete rows '
-                        f"({shown.shape[1]} features, {len(pooled)} complete rows) to correlate.</p>")
+        return _section(
+            "correlations",
+            intro + '<p class="note">Not enough features or complete rows '
+            f"({shown.shape[1]} features, {len(pooled)} complete rows) to correlate.</p>",
+        )
     corr = pooled.corr(method="spearman")
     names = list(corr.columns)
-    fig = go.Figure(go.Heatmap(
-        z=corr.to_numpy(), x=names, y=names, zmin=-1, zmax=1, colorscale="RdBu_r",
-        texttemplate="%{z:.2f}", textfont={"size": 9}, colorbar={"title": {"text": "rho"}},
-        hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>"))
+    fig = go.Figure(
+        go.Heatmap(
+            z=corr.to_numpy(),
+            x=names,
+            y=names,
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu_r",
+            texttemplate="%{z:.2f}",
+            textfont={"size": 9},
+            colorbar={"title": {"text": "rho"}},
+            hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+        )
+    )
     side = 120 + 28 * len(names)
-    fig.update_layout(**{**_LAYOUT, "margin": {"l": 90, "r": 20, "t": 30, "b": 90}}, height=side,
-                      width=side + 120, yaxis={"autorange": "reversed"})
+    fig.update_layout(
+        **{**_LAYOUT, "margin": {"l": 90, "r": 20, "t": 30, "b": 90}},
+        height=side,
+        width=side + 120,
+        yaxis={"autorange": "reversed"},
+    )
     upper = np.triu(np.ones(corr.shape, dtype=bool), k=1)
     pairs = corr.where(upper).stack().rename("rho").reset_index()
     pairs = pairs.loc[pairs["rho"].abs().sort_values(ascending=False, kind="stable").index].head(_TOP_PAIRS)
     table = _table(["feature", "feature", "Spearman rho"], pairs.itertuples(index=False, name=None))
-    return _section("correlations", intro + f"<p class=\"note\">{len(pooled)} complete rows.</p>"
-                    + figures.render(fig, "fig-correlations")
-                    + f"<p>The {len(pairs)} most correlated pairs (by |rho|):</p>" + table)
+    return _section(
+        "correlations",
+        intro
+        + f'<p class="note">{len(pooled)} complete rows.</p>'
+        + figures.render(fig, "fig-correlations")
+        + f"<p>The {len(pairs)} most correlated pairs (by |rho|):</p>"
+        + table,
+    )
 
 
-def _selection_section(selection: SelectionResult | None, keys: pd.DataFrame, labelled: pd.DataFrame,
-                       shown: pd.DataFrame, defs: dict[str, FeatureDef], figures: _FigureRenderer, *,
-                       preset: str, top: int) -> str:
+def _selection_section(
+    selection: SelectionResult | None,
+    keys: pd.DataFrame,
+    labelled: pd.DataFrame,
+    shown: pd.DataFrame,
+    defs: dict[str, FeatureDef],
+    figures: _FigureRenderer,
+    *,
+    preset: str,
+    top: int,
+) -> str:
     if selection is None:
         return _section("selection", _class_means(keys, labelled, shown, preset))
     scores = selection.scores
@@ -464,24 +587,64 @@ def _selection_section(selection: SelectionResult | None, keys: pd.DataFrame, la
     names = [str(n) for n in best.index]
     colors = ["#1f77b4" if s else "#b0b0b0" for s in best["selected"]]
     f_score = best["f_score"].astype(float).replace([np.inf, -np.inf], np.nan)
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
-                        subplot_titles=("ANOVA F-score", "mutual information (nats)"))
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        shared_yaxes=True,
+        horizontal_spacing=0.04,
+        subplot_titles=("ANOVA F-score", "mutual information (nats)"),
+    )
     rank = best["combined_rank"].to_numpy()
-    fig.add_trace(go.Bar(x=f_score.to_numpy(), y=names, orientation="h", marker_color=colors, name="F-score",
-                         customdata=rank, showlegend=False,
-                         hovertemplate="%{y}: F = %{x:.4g} (combined rank %{customdata})<extra></extra>"), 1, 1)
-    fig.add_trace(go.Bar(x=best["mi"].astype(float).to_numpy(), y=names, orientation="h", marker_color=colors,
-                         name="MI", customdata=rank, showlegend=False,
-                         hovertemplate="%{y}: MI = %{x:.4g} (combined rank %{customdata})<extra></extra>"), 1, 2)
+    fig.add_trace(
+        go.Bar(
+            x=f_score.to_numpy(),
+            y=names,
+            orientation="h",
+            marker_color=colors,
+            name="F-score",
+            customdata=rank,
+            showlegend=False,
+            hovertemplate="%{y}: F = %{x:.4g} (combined rank %{customdata})<extra></extra>",
+        ),
+        1,
+        1,
+    )
+    fig.add_trace(
+        go.Bar(
+            x=best["mi"].astype(float).to_numpy(),
+            y=names,
+            orientation="h",
+            marker_color=colors,
+            name="MI",
+            customdata=rank,
+            showlegend=False,
+            hovertemplate="%{y}: MI = %{x:.4g} (combined rank %{customdata})<extra></extra>",
+        ),
+        1,
+        2,
+    )
     fig.update_layout(**_LAYOUT, height=120 + 18 * len(names))
     fig.update_yaxes(autorange="reversed", categoryorder="array", categoryarray=names)
     n_inf = int(np.isinf(best["f_score"].astype(float)).sum())
     inf_note = f" {n_inf} infinite F-score(s) (perfect separation) are drawn as empty bars." if n_inf else ""
-    rows = [(n, defs[n].indicator, defs[n].window, int(scores.at[n, "combined_rank"]),
-             float(scores.at[n, "f_score"]), float(scores.at[n, "f_rank"]), float(scores.at[n, "mi"]),
-             float(scores.at[n, "mi_rank"])) for n in selection.names]
-    table = _table(["selected feature", "indicator", "window", "combined rank", "F-score", "F rank", "MI (nats)",
-                    "MI rank"], rows, scroll=True)
+    rows = [
+        (
+            n,
+            defs[n].indicator,
+            defs[n].window,
+            int(scores.at[n, "combined_rank"]),
+            float(scores.at[n, "f_score"]),
+            float(scores.at[n, "f_rank"]),
+            float(scores.at[n, "mi"]),
+            float(scores.at[n, "mi_rank"]),
+        )
+        for n in selection.names
+    ]
+    table = _table(
+        ["selected feature", "indicator", "window", "combined rank", "F-score", "F rank", "MI (nats)", "MI rank"],
+        rows,
+        scroll=True,
+    )
     return _section(
         "selection",
         f"<p>The fitted selection passed in keeps {len(selection.names)} of {len(scores)} scored features, ranked "
@@ -489,13 +652,17 @@ def _selection_section(selection: SelectionResult | None, keys: pd.DataFrame, la
         "from the training rows it was fitted on. Bars: the "
         f"{len(names)} best by combined rank (blue: selected, grey: not).{_esc(inf_note)}</p>"
         + figures.render(fig, "fig-selection")
-        + f"<p>Selected features, in registry order ({len(selection.names)}):</p>" + table)
+        + f"<p>Selected features, in registry order ({len(selection.names)}):</p>"
+        + table,
+    )
 
 
 def _class_means(keys: pd.DataFrame, labelled: pd.DataFrame, shown: pd.DataFrame, preset: str) -> str:
-    intro = (f"<p>No feature selection was fitted for this report: preset <code>{_esc(preset)}</code> is shown "
-             "without a selection result (the cnn-ta preset uses its fixed indicator x window set, no "
-             "selection). No ranking is computed here, because selection must only see a training window.</p>")
+    intro = (
+        f"<p>No feature selection was fitted for this report: preset <code>{_esc(preset)}</code> is shown "
+        "without a selection result (the cnn-ta preset uses its fixed indicator x window set, no "
+        "selection). No ranking is computed here, because selection must only see a training window.</p>"
+    )
     joined = pd.concat([keys, shown], axis=1).merge(labelled[[*_KEY, LABEL_COLUMN]], on=_KEY, how="inner")
     if len(joined) == 0:
         return intro + '<p class="note">No labelled rows match the feature rows.</p>'
@@ -504,12 +671,14 @@ def _class_means(keys: pd.DataFrame, labelled: pd.DataFrame, shown: pd.DataFrame
     counts = joined[LABEL_COLUMN].value_counts().reindex(list(CLASSES), fill_value=0)
     std = joined[names].std()
     rows = [(n, *(float(means.at[c, n]) for c in CLASSES), float(std[n])) for n in names]
-    table = _table(["feature", *(f"mean | {c} (n={int(counts[c])})" for c in CLASSES), "std (all labelled)"],
-                   rows, scroll=True)
-    return (intro + "<p><strong>Descriptive, whole sample, not used for fitting:</strong> mean of each shown "
-            "feature per label class over every labelled row (NaN warm-up values skipped). Differences hint at "
-            "what a model could pick up; they are in-sample and say nothing about out-of-sample skill.</p>"
-            + table)
+    table = _table(
+        ["feature", *(f"mean | {c} (n={int(counts[c])})" for c in CLASSES), "std (all labelled)"], rows, scroll=True
+    )
+    return (
+        intro + "<p><strong>Descriptive, whole sample, not used for fitting:</strong> mean of each shown "
+        "feature per label class over every labelled row (NaN warm-up values skipped). Differences hint at "
+        "what a model could pick up; they are in-sample and say nothing about out-of-sample skill.</p>" + table
+    )
 
 
 def _dictionary_section(registry: Sequence[FeatureDef], shown: list[str], selection: SelectionResult | None) -> str:
@@ -518,7 +687,8 @@ def _dictionary_section(registry: Sequence[FeatureDef], shown: list[str], select
         indicators.setdefault(d.indicator, []).append(d)
     overview = _table(
         ["indicator", "windows", "unit", "description"],
-        [(ind, _windows(ds), ds[0].unit, ds[0].description) for ind, ds in indicators.items()])
+        [(ind, _windows(ds), ds[0].unit, ds[0].description) for ind, ds in indicators.items()],
+    )
     shown_set = set(shown)
     chosen = set(selection.names) if selection is not None else None
     notes = duplicate_notes(registry)
@@ -543,15 +713,22 @@ def _dictionary_section(registry: Sequence[FeatureDef], shown: list[str], select
                 dups[d.indicator] = dups.get(d.indicator, 0) + 1
         per_indicator = "; ".join(
             f"{ind} ({k} window(s)) equals {EQUIVALENT_INDICATORS[ind][0]} at the same window: "
-            f"{EQUIVALENT_INDICATORS[ind][1]}" for ind, k in dups.items())
-        dup_note = (f'<p class="note"><strong>Duplicated features:</strong> {len(notes)} column(s) of this set '
-                    f"carry the same values as another column (up to float rounding): {_esc(per_indicator)}. "
-                    "They add nothing beyond the column they equal; see the note column.</p>")
+            f"{EQUIVALENT_INDICATORS[ind][1]}"
+            for ind, k in dups.items()
+        )
+        dup_note = (
+            f'<p class="note"><strong>Duplicated features:</strong> {len(notes)} column(s) of this set '
+            f"carry the same values as another column (up to float rounding): {_esc(per_indicator)}. "
+            "They add nothing beyond the column they equal; see the note column.</p>"
+        )
     return _section(
         "dictionary",
         f"<p>Every definition of this feature set ({len(registry)}), the documentation of record from the "
         "registry. Windows are in trading days; every feature uses bars dated &lt;= t only.</p>"
-        + dup_note + overview + _table(columns, rows, scroll=True))
+        + dup_note
+        + overview
+        + _table(columns, rows, scroll=True),
+    )
 
 
 def _windows(defs: list[FeatureDef]) -> str:
@@ -571,8 +748,14 @@ class _FigureRenderer:
         self._js_written = False
 
     def render(self, fig: go.Figure, div_id: str) -> str:
-        out = pio.to_html(fig, full_html=False, include_plotlyjs=not self._js_written, div_id=div_id,
-                          config=_PLOTLY_CONFIG, include_mathjax=False)
+        out = pio.to_html(
+            fig,
+            full_html=False,
+            include_plotlyjs=not self._js_written,
+            div_id=div_id,
+            config=_PLOTLY_CONFIG,
+            include_mathjax=False,
+        )
         self._js_written = True
         return f'<div class="figure">{out}</div>'
 

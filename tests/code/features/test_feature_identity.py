@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tradeops.features.indicators import compute_features
 from tradeops.features.definitions import (
     CNN_TA_INDICATORS,
     EQUIVALENT_INDICATORS,
@@ -27,6 +26,7 @@ from tradeops.features.definitions import (
     indicator_definitions,
     thesis_definitions,
 )
+from tradeops.features.indicators import compute_features
 
 TOL = 1e-9  # TA-Lib computes in float64; the RSI/CMO rescalings differ by ~1e-15
 
@@ -36,8 +36,15 @@ def sample_bars(ticker: str = "IBM") -> pd.DataFrame:
     with resources.files("tradeops.sample_data").joinpath(f"{ticker}.csv").open() as fh:
         raw = pd.read_csv(fh, parse_dates=["Date"], index_col="Date")
     factor = raw["Adj Close"] / raw["Close"]
-    return pd.DataFrame({"open": raw["Open"] * factor, "high": raw["High"] * factor, "low": raw["Low"] * factor,
-                         "close": raw["Adj Close"], "volume": raw["Volume"] / factor})
+    return pd.DataFrame(
+        {
+            "open": raw["Open"] * factor,
+            "high": raw["High"] * factor,
+            "low": raw["Low"] * factor,
+            "close": raw["Adj Close"],
+            "volume": raw["Volume"] / factor,
+        }
+    )
 
 
 def random_walk_bars(rows: int = 1500, seed: int = 3) -> pd.DataFrame:
@@ -48,8 +55,10 @@ def random_walk_bars(rows: int = 1500, seed: int = 3) -> pd.DataFrame:
     high = np.maximum(open_, close) * (1 + rng.uniform(0, 0.01, rows))
     low = np.minimum(open_, close) * (1 - rng.uniform(0, 0.01, rows))
     volume = rng.uniform(1e5, 3e6, rows).round()
-    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": volume},
-                        index=pd.bdate_range("2010-01-04", periods=rows))
+    return pd.DataFrame(
+        {"open": open_, "high": high, "low": low, "close": close, "volume": volume},
+        index=pd.bdate_range("2010-01-04", periods=rows),
+    )
 
 
 BARS = {"IBM": sample_bars, "random_walk": random_walk_bars}
@@ -62,7 +71,7 @@ def identical_pairs(frame: pd.DataFrame, tol: float = TOL) -> list[tuple[str, st
     head = x[:50]  # candidates from the first complete rows, then checked on every row
     out = []
     for i in range(x.shape[1] - 1):
-        near = i + 1 + np.flatnonzero(np.abs(head[:, i + 1:] - head[:, [i]]).max(axis=0) < tol)
+        near = i + 1 + np.flatnonzero(np.abs(head[:, i + 1 :] - head[:, [i]]).max(axis=0) < tol)
         out += [(cols[i], cols[j]) for j in near if np.abs(x[:, j] - x[:, i]).max() < tol]
     return out
 
@@ -73,8 +82,9 @@ def identical_pairs(frame: pd.DataFrame, tol: float = TOL) -> list[tuple[str, st
 def test_description_formula_and_unit_text_do_not_change_the_version() -> None:
     defs = cnn_ta_definitions()
     v = feature_set_version(defs, preset="cnn-ta")
-    reworded = [replace(d, formula=d.formula + " (reworded)", unit="other unit", description="edited text")
-                for d in defs]
+    reworded = [
+        replace(d, formula=d.formula + " (reworded)", unit="other unit", description="edited text") for d in defs
+    ]
     assert feature_set_version(reworded, preset="cnn-ta") == v
 
 
@@ -182,6 +192,6 @@ def test_thesis_pool_is_cnn_ta_without_duplicates_plus_extras() -> None:
     thesis = thesis_definitions()
     assert len(thesis) == 23 * 15 == 345
     assert "CMO" not in THESIS_INDICATORS and "RSI" in THESIS_INDICATORS
-    assert thesis[:14 * 15] == [d for d in cnn_ta_definitions() if d.indicator not in EQUIVALENT_INDICATORS]
+    assert thesis[: 14 * 15] == [d for d in cnn_ta_definitions() if d.indicator not in EQUIVALENT_INDICATORS]
     assert [d.indicator for d in thesis[::15]] == list(THESIS_INDICATORS)
     assert set(CNN_TA_INDICATORS) - set(THESIS_INDICATORS) == set(EQUIVALENT_INDICATORS)

@@ -13,8 +13,6 @@ import pandas as pd
 import pytest
 import talib
 
-from tradeops.features.indicators import compute_features, hull_moving_average
-from tradeops.features.labels import LABEL_COLUMN, LABEL_KNOWN_AT_COLUMN
 from tradeops.features.definitions import (
     CNN_TA_INDICATORS,
     PRESETS,
@@ -28,6 +26,8 @@ from tradeops.features.definitions import (
     thesis_definitions,
     warmup_rows,
 )
+from tradeops.features.indicators import compute_features, hull_moving_average
+from tradeops.features.labels import LABEL_COLUMN, LABEL_KNOWN_AT_COLUMN
 
 PAPER_ORDER = ["rsi", "willr", "wma", "ema", "sma", "hma", "tema", "cci", "cmo", "macd", "ppo", "roc", "cmf", "dx",
                "sar"]  # fmt: skip

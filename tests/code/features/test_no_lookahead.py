@@ -7,9 +7,9 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tradeops.features.definitions import PRESETS, definitions_for
 from tradeops.features.indicators import compute_features
 from tradeops.features.labels import LABEL_COLUMN, LABEL_KNOWN_AT_COLUMN, label_known_at, label_sezer
-from tradeops.features.definitions import PRESETS, definitions_for
 
 DEFS = {preset: definitions_for(preset) for preset in PRESETS}
 
@@ -38,8 +38,9 @@ def series_with_cut(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     vol = draw(st.sampled_from([0.001, 0.02, 0.1]))
     flat_from = draw(st.one_of(st.none(), st.integers(0, rows - 1)))
     base = random_bars(np.random.default_rng(seed), rows, level, vol, flat_from)
-    tail = random_bars(np.random.default_rng(seed_tail), rows, level * draw(st.sampled_from([0.5, 1.0, 3.0])), vol,
-                       None)
+    tail = random_bars(
+        np.random.default_rng(seed_tail), rows, level * draw(st.sampled_from([0.5, 1.0, 3.0])), vol, None
+    )
     changed = base.copy()
     changed[cut + 1 :] = tail[cut + 1 :]
     idx = pd.bdate_range("2010-01-04", periods=rows)

@@ -53,7 +53,7 @@ def test_rows_with_nan_or_inf_are_dropped_before_scoring() -> None:
     X, y = frame()
     dirty = X.copy()
     dirty.loc[[5, 17], "noise_1"] = [np.nan, np.inf]
-    expected = select_features(X.drop(index=[5, 17]), y[np.r_[0:5, 6:17, 18:len(y)]], n=3)
+    expected = select_features(X.drop(index=[5, 17]), y[np.r_[0:5, 6:17, 18 : len(y)]], n=3)
     got = select_features(dirty, y, n=3)
     pd.testing.assert_frame_equal(got.scores, expected.scores)
     # a feature constant once the dirty rows are gone is unusable

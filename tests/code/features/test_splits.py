@@ -208,8 +208,12 @@ def test_property_no_label_crosses_into_a_later_segment(
     idx = pd.bdate_range("2003-03-03", periods=n)
     embargo = horizon + extra
     kwargs = dict(
-        train_years=train_years, expanding=expanding, embargo=embargo, horizon=horizon,
-        val_fraction=val_fraction, min_train_days=min_train_days,
+        train_years=train_years,
+        expanding=expanding,
+        embargo=embargo,
+        horizon=horizon,
+        val_fraction=val_fraction,
+        min_train_days=min_train_days,
     )
     if by_years:
         kwargs["test_years"] = sorted(set(idx.year))

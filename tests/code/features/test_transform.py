@@ -76,9 +76,10 @@ def test_all_columns_default_and_fixed_list_subset() -> None:
     wide = X.assign(extra_a=1.0, extra_b=2.0)
     t = ImageTransform(feature_names=CNN_TA[::-1]).fit(wide)
     assert t.feature_names_in_ == tuple(wide.columns) and t.selected_ == tuple(CNN_TA[::-1])
-    np.testing.assert_array_equal(t.transform(wide)[:, 0].reshape(len(X), -1),
-                                  ImageTransform(feature_names=CNN_TA).fit(X).transform(X)[:, 0]
-                                  .reshape(len(X), -1)[:, ::-1])
+    np.testing.assert_array_equal(
+        t.transform(wide)[:, 0].reshape(len(X), -1),
+        ImageTransform(feature_names=CNN_TA).fit(X).transform(X)[:, 0].reshape(len(X), -1)[:, ::-1],
+    )
     with pytest.raises(ValueError, match="needs 225"):
         ImageTransform().fit(wide)
     with pytest.raises(ValueError, match="has 3 names"):
@@ -99,8 +100,9 @@ def test_missing_or_extra_columns_are_refused() -> None:
     with pytest.raises(ValueError, match="different order"):
         t.transform(X[X.columns[::-1]])
     # non-strict: extra or reordered columns are fine as long as the used ones are present
-    np.testing.assert_array_equal(t.transform(X.assign(new_feature=0.0)[X.columns[::-1].tolist() + ["new_feature"]],
-                                              strict=False), t.transform(X))
+    np.testing.assert_array_equal(
+        t.transform(X.assign(new_feature=0.0)[X.columns[::-1].tolist() + ["new_feature"]], strict=False), t.transform(X)
+    )
 
 
 def test_nan_errors_name_row_and_feature() -> None:
@@ -190,8 +192,11 @@ def labelled(n_rows: int, n_features: int, seed: int) -> tuple[pd.DataFrame, np.
     """Features of which f00..f02 carry the class (y in {0, 1, 2}) and the rest is noise."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 3, n_rows)
-    X = pd.DataFrame(rng.normal(size=(n_rows, n_features)), columns=[f"f{i:02d}" for i in range(n_features)],
-                     index=pd.bdate_range("2004-01-01", periods=n_rows))
+    X = pd.DataFrame(
+        rng.normal(size=(n_rows, n_features)),
+        columns=[f"f{i:02d}" for i in range(n_features)],
+        index=pd.bdate_range("2004-01-01", periods=n_rows),
+    )
     for i in range(3):
         X.iloc[:, i] += y * (3 - i)
     return X, y

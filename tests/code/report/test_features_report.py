@@ -55,8 +55,11 @@ def frames(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
             v[: d.window] = np.nan
             f[d.name] = v.astype(np.float32)
         feats.append(f)
-        labs.append(pd.DataFrame({"ticker": t, "date": dates, "label": pd.array(label, dtype="string"),
-                                  "label_known_at": known}))
+        labs.append(
+            pd.DataFrame(
+                {"ticker": t, "date": dates, "label": pd.array(label, dtype="string"), "label_known_at": known}
+            )
+        )
     return pd.concat(feats, ignore_index=True), pd.concat(labs, ignore_index=True)
 
 
