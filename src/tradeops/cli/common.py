@@ -70,7 +70,8 @@ class PlainProgress:
     ) -> None:
         step = description if description is not None else (self._last_text or "working")
         now = self.clock()
-        changed = step != self._last_text
+        # "epoch 3" follows "epoch 2": the same step, throttled; "evaluating" after "epoch 19" is a new one.
+        changed = self._last_text is None or step.split(" ", 1)[0] != self._last_text.split(" ", 1)[0]
         if not changed and now - self._last_at < self.interval:
             return
         count = f" {completed:g}/{total:g}" if completed is not None and total else ""

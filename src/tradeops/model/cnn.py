@@ -182,7 +182,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     JSON-safe).
 
     ``num_threads``: torch intra-op threads while fitting (``None``: the process's current setting), restored
-    afterwards. The CNN-TA graph is small: on 2 cores one thread per process is faster than two (bench/train.py).
+    afterwards. Results are bit-identical only at the same count (see ``ModelConfig.torch_threads``).
     """
 
     def __init__(

@@ -15,10 +15,13 @@ def test_plain_progress_prints_each_new_step_and_throttles_repeats():
     now[0] = 1.0
     bar.update(0, description="features")  # same step within the interval: silent
     bar.update(0, description="epoch 1", completed=1, total=3)
+    now[0] = 2.0
+    bar.update(0, description="epoch 2")  # the same kind of step within the interval: silent
     now[0] = 12.5
-    bar.update(0, completed=2, total=3)  # same step, interval passed: printed again with the count
+    bar.update(0, description="epoch 9", completed=2, total=3)  # interval passed: printed with the count
+    bar.update(0, description="evaluating")  # a new step: printed at once
     lines = out.getvalue().splitlines()
-    assert lines == ["[   0.0s] features", "[   1.0s] epoch 1 1/3", "[  12.5s] epoch 1 2/3"]
+    assert lines == ["[   0.0s] features", "[   1.0s] epoch 1 1/3", "[  12.5s] epoch 9 2/3", "[  12.5s] evaluating"]
 
 
 def test_piped_cli_commands_log_progress_lines(tradeops, tmp_path):
