@@ -32,7 +32,7 @@ types: $(STAMP)
 
 # Lint and type findings fail the target before any test runs.
 test: lint types
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist loadscope -q
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py

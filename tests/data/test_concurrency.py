@@ -20,6 +20,8 @@ from tradeops.data import store as st
 from tradeops.data.repair import pending_repairs
 from tradeops.data.sources import CsvSource
 
+pytestmark = pytest.mark.slow  # trains models or starts processes; `pytest -m 'not slow'` skips
+
 LOCK_MESSAGE = "another ingestion is running (pid "
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from corpus import build_corpus
 
+pytestmark = pytest.mark.slow  # trains models or starts processes; `pytest -m 'not slow'` skips
+
 N_INSTRUMENTS, YEARS = 32, 10
 
 

@@ -21,6 +21,8 @@ from tradeops.data.quality import TickerStats
 from tradeops.data.repair import pending_repairs
 from tradeops.data.sources import CsvSource
 
+pytestmark = pytest.mark.slow  # trains models or starts processes; `pytest -m 'not slow'` skips
+
 MARKERS = ["before_bars_commit", "after_bars_commit", "after_stats", "after_quarantine", "after_reports"]
 STAT_COLUMNS = [c for c in TickerStats.__dataclass_fields__ if c != "ticker"]
 VALUES = ["open", "high", "low", "close", "volume", "adj_open", "adj_high", "adj_low", "adj_close", "adj_volume"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains models or starts processes; `pytest -m 'not slow'` skips
+
 LAX = {
     "TRADEOPS_MODEL__BLESSING__MIN_MACRO_F1": "0",
     "TRADEOPS_MODEL__BLESSING__MIN_RECALL_BUY": "0",

@@ -21,6 +21,8 @@ from mlflow.tracking import MlflowClient
 from tradeops.config import load_settings
 from tradeops.model import registry as reg
 
+pytestmark = pytest.mark.slow  # trains models or starts processes; `pytest -m 'not slow'` skips
+
 LAX = {
     "TRADEOPS_MODEL__BLESSING__MIN_MACRO_F1": "0",
     "TRADEOPS_MODEL__BLESSING__MIN_RECALL_BUY": "0",

@@ -17,6 +17,8 @@ from tradeops.features.store import FeatureSet, read_features
 from tradeops.model.package import FeatureSetMismatch, SignalBundle
 from tradeops.model.serving import ModelNotFound, load_registered
 
+pytestmark = pytest.mark.slow  # trains models or starts processes; `pytest -m 'not slow'` skips
+
 # scipy is not listed: MLflow itself imports it (mlflow.models), and MLflow is a declared requirement.
 HEAVY = ("torch", "onnx", "onnxscript", "sklearn", "lightgbm", "optuna")
 

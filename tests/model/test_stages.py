@@ -16,6 +16,8 @@ from tradeops.data.sources import SampleSource
 from tradeops.model import registry as reg
 from tradeops.model import training as tr
 
+pytestmark = pytest.mark.slow  # trains models or starts processes; `pytest -m 'not slow'` skips
+
 LAX = {
     "blessing": {"min_recall_buy": 0.0, "min_recall_sell": 0.0, "min_macro_f1": 0.0, "min_net_sharpe": None},
     "baselines": False,

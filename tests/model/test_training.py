@@ -18,8 +18,11 @@ from tradeops.data.sources import SampleSource
 from tradeops.errors import UsageError
 from tradeops.features.store import FeatureSet, read_features
 from tradeops.model import registry as reg
-from tradeops.model.package import FeatureSetMismatch, load_bundle
+from tradeops.model.package import FeatureSetMismatch
+from tradeops.model.serving import load_registered
 from tradeops.model.training import train_model
+
+pytestmark = pytest.mark.slow  # trains models or starts processes; `pytest -m 'not slow'` skips
 
 LAX = {
     "blessing": {
@@ -44,15 +47,16 @@ def home(ingested, tmp_path) -> Path:
     return Path(shutil.copytree(ingested, tmp_path / "home"))
 
 
-def _bundle_dir(settings, name: str, version: str) -> Path:
-    reg.configure_mlflow(settings)
-    local = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")
-    return next(Path(local).rglob("meta.json")).parent
-
-
-def test_train_tracks_packages_and_registers_a_challenger(home):
+@pytest.fixture(scope="module")
+def trained(ingested, tmp_path_factory):
+    """One default-config training shared by the read-only tests of this module: ``(settings, outcome)``."""
+    home = Path(shutil.copytree(ingested, tmp_path_factory.mktemp("trained") / "home"))
     settings = load_settings(home=home)
-    out = train_model(settings, preset="cnn-ta", tickers=["IBM"], epochs=2)
+    return settings, train_model(settings, preset="cnn-ta", tickers=["IBM"], epochs=2)
+
+
+def test_train_tracks_packages_and_registers_a_challenger(trained):
+    settings, out = trained
     assert out.name == "cnn-ta-IBM" and out.version == "1"
     c = reg.client(settings)
     assert reg.alias_version(c, out.name, reg.CHALLENGER) == "1"
@@ -80,11 +84,10 @@ def test_train_tracks_packages_and_registers_a_challenger(home):
     assert ((lineage["consumer"] == out.name) & (lineage["dataset"] == st.BARS)).any()
 
 
-def test_packaged_model_serves_what_training_fitted_and_refuses_another_feature_set(home):
-    settings = load_settings(home=home)
-    out = train_model(settings, preset="cnn-ta", tickers=["IBM"], epochs=2)
+def test_packaged_model_serves_what_training_fitted_and_refuses_another_feature_set(trained):
+    settings, out = trained
     fs = FeatureSet.from_preset("cnn-ta")
-    bundle = load_bundle(_bundle_dir(settings, out.name, out.version), expected_feature_set_version=fs.version)
+    bundle = load_registered(settings, out.name, out.version, expected_feature_set_version=fs.version)
     rows = read_features(st.lake_for(settings), fs, ["IBM"]).tail(5)
     direct = bundle.predict_frame(rows)
     pyfunc = mlflow.pyfunc.load_model(
@@ -99,22 +102,17 @@ def test_packaged_model_serves_what_training_fitted_and_refuses_another_feature_
         bundle.predict_frame(rows.drop(columns=["rsi_6"]))
 
 
-def test_training_is_deterministic(home):
-    settings = load_settings(home=home)
-    a = train_model(settings, preset="cnn-ta", tickers=["IBM"], epochs=2)
-    b = train_model(settings, preset="cnn-ta", tickers=["IBM"], epochs=2)
-    c = reg.client(settings)
-    sha = [c.get_run(r.run_id).data.tags["tradeops.weights_sha256"] for r in (a, b)]
-    assert sha[0] == sha[1]
-    assert a.summary == b.summary
-
-
-def test_blessing_auto_promotes_then_guards_the_champion_and_rollback_restores(home):
+def test_training_is_deterministic_then_blessing_guards_the_champion_and_rollback_restores(home):
     settings = load_settings(home=home, model=LAX)
     first = train_model(settings, preset="cnn-ta", tickers=["IBM"], epochs=2)
     assert first.decision["blessed"] and first.promoted and first.champion_after == "1"
-    # Same data, same seed: the challenger equals the champion, so it cannot beat it by the margin.
+    # Same data, same seed: bit-identical weights and metrics, so the challenger cannot beat the champion by the
+    # margin.
     second = train_model(settings, preset="cnn-ta", tickers=["IBM"], epochs=2)
+    c = reg.client(settings)
+    sha = [c.get_run(r.run_id).data.tags["tradeops.weights_sha256"] for r in (first, second)]
+    assert sha[0] == sha[1]
+    assert first.summary == second.summary
     assert second.champion_before == "1" and not second.decision["blessed"]
     assert any("champion" in r for r in second.decision["reasons"])
     assert second.champion_after == "1"

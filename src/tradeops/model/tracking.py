@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -106,6 +107,30 @@ def resumed(run_id: str) -> Iterator[None]:
         stack = _active_run_stack.get()
         if stack and stack[-1].info.run_id == run_id:
             stack.pop()
+
+
+def log_bundle_model(
+    run_id: str, bundle_dir: Path, example: pd.DataFrame, example_output: pd.DataFrame, *, feature_set_version: str
+) -> str:
+    """Log the bundle as the run's MLflow pyfunc (requirements exactly those it imports, the tradeops source as
+    code, the feature set as model_config so a loader can check its own); return the logged model's URI."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from tradeops.model.pyfunc import SignalPyfunc, serving_requirements
+
+    with resumed(run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=SignalPyfunc(),
+            artifacts={"bundle": str(bundle_dir)},
+            signature=infer_signature(example, example_output),
+            input_example=example,
+            pip_requirements=serving_requirements(),
+            code_paths=[str(Path(__file__).resolve().parents[1])],
+            model_config={"feature_set_version": feature_set_version},
+        )
+    return str(info.model_uri)
 
 
 def log_figures(log: RunLog, history: list[dict], cm: list[list[int]], classes: tuple[str, ...]) -> None:

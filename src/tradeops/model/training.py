@@ -646,11 +646,6 @@ def register_candidate(
 ) -> RegisteredModel:
     """Package the bundle (golden set checked through the serving path), log the pyfunc, register the version with
     all its tags (flagged incomplete), record lineage, flag it complete, move the challenger alias, end the run."""
-    import mlflow
-    from mlflow.models import infer_signature
-
-    from tradeops.model.pyfunc import SignalPyfunc, serving_requirements
-
     cfg = settings.model
     p, data, bundle, clf = prepared, prepared.data, fitted.bundle, fitted.window.classifier
     lake = st.lake_for(settings)
@@ -705,25 +700,15 @@ def register_candidate(
         )
         load_bundle(bundle_dir)  # the golden set must hold through the serving path before registering
         example = golden[bundle.feature_names].head(2).astype("float64")
-        signature = infer_signature(example, bundle.predict_frame(example))
-        with tracking.resumed(p.run_id):
-            info = mlflow.pyfunc.log_model(
-                name="model",
-                python_model=SignalPyfunc(),
-                artifacts={"bundle": str(bundle_dir)},
-                signature=signature,
-                input_example=example,
-                pip_requirements=serving_requirements(),
-                code_paths=[str(Path(__file__).resolve().parents[1])],
-                # declared so a loader can pass its serving feature set to check
-                model_config={"feature_set_version": p.fs.version},
-            )
+        model_uri = tracking.log_bundle_model(
+            p.run_id, bundle_dir, example, bundle.predict_frame(example), feature_set_version=p.fs.version
+        )
         log.text(card, "MODEL_CARD.md")
     # Registered with every tag in one call and flagged incomplete: a kill from here on leaves a version that
     # `models` shows as incomplete and `promote` refuses, never an untagged one that looks fine.
     version = reg.register_version(
         p.name,
-        info.model_uri,
+        model_uri,
         {
             "run_id": p.run_id,
             "feature_set_version": p.fs.version,
