@@ -88,10 +88,12 @@ def configure_mlflow(settings: Settings) -> str:
     """Point MLflow at the configured tracking URI (default SQLite under the home) and return the experiment id."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # MLflow narrates every registration and warns about cloudpickle on each pyfunc log; our CLI reports instead.
+    import mlflow
+
+    # MLflow narrates every registration, store migration and pyfunc log; our CLI reports instead. Set after the
+    # import: importing mlflow configures its own logger.
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    import mlflow
 
     settings.home.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(settings.tracking_uri)
