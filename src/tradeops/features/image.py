@@ -55,7 +55,10 @@ def scale_to_images(values: np.ndarray, data_min: np.ndarray, data_max: np.ndarr
     """Min-max scale ``values`` ``(n, side*side)`` (float64, finite) to float32 images ``(n, 1, side, side)``."""
     span = data_max - data_min
     constant = span == 0
-    scaled = (values - data_min) / np.where(constant, 1.0, span)
+    # A serving value far outside the fitted range can overflow to +-inf here; the clip maps it to 0 or 1 as for
+    # any out-of-range value, so the overflow is expected, not an error.
+    with np.errstate(over="ignore"):
+        scaled = (values - data_min) / np.where(constant, 1.0, span)
     np.clip(scaled, 0.0, 1.0, out=scaled)
     if constant.any():
         scaled[:, constant] = 0.5
