@@ -33,6 +33,12 @@ def _preset(value: str) -> str:
     return value
 
 
+def _check_recipe(value: str | None) -> None:
+    """``--recipe``, when given, is paper or default (a UsageError before any work)."""
+    if value is not None and value not in ("paper", "default"):
+        raise UsageError(f"--recipe must be paper or default, got {value!r}")
+
+
 def _with_overrides(settings, **model_overrides):
     """Settings with CLI flags applied to the model section (flags beat config)."""
     changes = {k: v for k, v in model_overrides.items() if v is not None}
@@ -76,8 +82,7 @@ def train_cmd(
 ) -> None:
     """Train, evaluate, bless and register one model; prints run id, version, metrics and the blessing decision."""
     try:
-        if recipe is not None and recipe not in ("paper", "default"):
-            raise UsageError(f"--recipe must be paper or default, got {recipe!r}")
+        _check_recipe(recipe)
         settings = _with_overrides(settings_of(ctx), recipe=recipe, seed=seed)
         out = run_train(settings, _preset(preset), _tickers(tickers), epochs)
     except TradeopsError as exc:
@@ -106,8 +111,7 @@ def walkforward_cmd(
 
         years = parse_years(test_years)
         check_arguments(mode=mode, train_years=train_years, test_years=years)
-        if recipe is not None and recipe not in ("paper", "default"):
-            raise UsageError(f"--recipe must be paper or default, got {recipe!r}")
+        _check_recipe(recipe)
         preset, names = _preset(preset), _tickers(tickers)
         settings = _with_overrides(settings_of(ctx), recipe=recipe)
         with progress_bar() as (bar, task):

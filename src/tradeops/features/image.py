@@ -51,6 +51,14 @@ def canonical_fingerprint(state: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def check_state_header(state: object, what: str = "ImageTransform state") -> None:
+    """Raise ``ValueError`` unless ``state`` is a mapping with this module's transform format and version."""
+    if not isinstance(state, Mapping) or state.get("format") != FORMAT:
+        raise ValueError(f"not an {what} (format must be {FORMAT!r})")
+    if state.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"unsupported format_version {state.get('format_version')!r}, expected {FORMAT_VERSION}")
+
+
 def scale_to_images(values: np.ndarray, data_min: np.ndarray, data_max: np.ndarray, side: int) -> np.ndarray:
     """Min-max scale ``values`` ``(n, side*side)`` (float64, finite) to float32 images ``(n, 1, side, side)``."""
     span = data_max - data_min
@@ -85,10 +93,7 @@ class ImageLayout:
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> ImageLayout:
         """Build from the JSON state an ``ImageTransform`` saved (``to_dict``); a wrong or unfitted state raises."""
-        if not isinstance(state, Mapping) or state.get("format") != FORMAT:
-            raise ValueError(f"not an ImageTransform state (format must be {FORMAT!r})")
-        if state.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported format_version {state.get('format_version')!r}, expected {FORMAT_VERSION}")
+        check_state_header(state)
         fitted = state.get("fitted")
         if not isinstance(fitted, Mapping):
             raise ValueError("the transform was saved before it was fitted")

@@ -20,6 +20,7 @@ from tradeops.features.image import (
     FORMAT,
     FORMAT_VERSION,
     canonical_fingerprint,
+    check_state_header,
     decode_float,
     encode_float,
     scale_to_images,
@@ -159,10 +160,9 @@ class ImageTransform(BaseEstimator):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ImageTransform:
         """Rebuild a transform from :meth:`to_dict` output; fails on another format or an inconsistent state."""
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
+        if not isinstance(data, dict):
             raise ValueError(f"not an ImageTransform dict (format must be {FORMAT!r})")
-        if data.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported format_version {data.get('format_version')!r}, expected {FORMAT_VERSION}")
+        check_state_header(data, "ImageTransform dict")
         params = data.get("params")
         if not isinstance(params, dict) or set(params) != set(_PARAMS):
             raise ValueError(f"params must have exactly the keys {list(_PARAMS)}")
