@@ -183,6 +183,50 @@ class ModelConfig(_Section):
     )
 
 
+class PipelinesConfig(_Section):
+    """Dagster orchestration (``tradeops.pipelines``). Dates are exchange trading dates (XNYS sessions)."""
+
+    universe: tuple[str, ...] = Field(
+        ("AAPL", "FB", "GOOG", "IBM", "MSFT"), min_length=1, description="the static ticker partition set"
+    )
+    source: str = Field("sample", pattern="^(sample|csv|alphavantage)$", description="where `raw_bars` reads")
+    source_path: Path | None = Field(None, description="directory of <TICKER>.csv files (source csv)")
+    start_date: str = Field("2000-01-03", description="first trading-date partition (ISO date)")
+    preset: str = Field("cnn-ta", pattern="^(thesis|cnn-ta)$", description="feature preset of the trained model")
+    train_tickers: tuple[str, ...] = Field(("IBM",), min_length=1, description="tickers of the trained model")
+    epochs: int | None = Field(None, ge=1, description="override the recipe's epochs in pipeline training")
+    schedule_time: str = Field(
+        "17:30", pattern="^[0-2][0-9]:[0-5][0-9]$", description="daily run time after the close, America/New_York"
+    )
+    catchup_sessions: int = Field(5, ge=1, description="missed trading days the schedule still catches up (once)")
+    landing_dir: Path | None = Field(None, description="arriving files trigger ingest_daily; default <home>/landing")
+    alert_webhook_url: str | None = Field(None, description="run failures are POSTed here as JSON")
+    require_approval: bool = Field(
+        False, description="a new blessed challenger waits for `tradeops promote` instead of the promotion sensor"
+    )
+    retry_max: int = Field(3, ge=0, description="retries of network steps (Alpha Vantage); deterministic steps: none")
+    retry_delay_seconds: float = Field(2.0, ge=0, description="first retry delay; doubles each retry")
+    sensor_interval_seconds: int = Field(30, ge=1)
+
+
+class ServiceConfig(_Section):
+    """The signal service (``tradeops serve``). Latencies in milliseconds, intervals in seconds."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+    auth: bool = Field(True, description="API keys required; off only by explicit config for local use")
+    models: tuple[str, ...] = Field((), description="registered models to serve; empty: every one with a champion")
+    routing_mode: str = Field("shadow", pattern="^(off|shadow|canary)$", description="what the challenger does")
+    canary_share: float = Field(0.1, ge=0, le=1, description="share of (ticker, as_of) keys the challenger answers")
+    poll_seconds: float = Field(10.0, gt=0, description="how often registry aliases are checked for a swap")
+    max_batch: int = Field(500, ge=1, description="most items in one POST /v1/signals:batch")
+    min_bars: int = Field(60, ge=1, description="fewest caller-supplied bars a request may carry")
+    explain_top_k: int = Field(10, ge=1)
+    log_batch_max: int = Field(256, ge=1, description="prediction-log rows committed together at most")
+    log_batch_wait_ms: float = Field(1.0, ge=0, description="how long a commit waits to group more rows")
+
+
 class Settings(BaseSettings):
     """The whole configuration. ``home`` holds all state; deleting it resets everything."""
 
@@ -201,6 +245,11 @@ class Settings(BaseSettings):
     features: FeaturesConfig = FeaturesConfig()
     model: ModelConfig = ModelConfig()
     mlflow_tracking_uri: str | None = Field(None, description="default sqlite:///<home>/mlflow.db")
+    database_url: str | None = Field(
+        None, description="prediction log, keys and audit (SQLAlchemy URL); default sqlite:///<home>/service.db"
+    )
+    pipelines: PipelinesConfig = PipelinesConfig()
+    service: ServiceConfig = ServiceConfig()
 
     @classmethod
     def settings_customise_sources(
@@ -226,6 +275,21 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         """MLflow tracking URI: configured, else a SQLite file under the home directory."""
         return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def service_database_url(self) -> str:
+        """Prediction log / keys / audit database: configured, else a SQLite file under the home directory."""
+        return self.database_url or f"sqlite:///{(self.home / 'service.db').resolve()}"
+
+    @property
+    def dagster_home(self) -> Path:
+        """``DAGSTER_HOME`` of this home: instance storage (``dagster.yaml``), run and event logs."""
+        return (self.home / "dagster").resolve()
+
+    @property
+    def landing_dir(self) -> Path:
+        """Where arriving ``<TICKER>.csv`` files trigger ``ingest_daily``."""
+        return self.pipelines.landing_dir or self.home / "landing"
 
     @property
     def artifact_root(self) -> str:

@@ -19,7 +19,10 @@ from tradeops import __version__
 from tradeops.cli.common import console, err_console, fail, progress_bar, settings_of, split_tickers
 from tradeops.cli.features import app as features_app
 from tradeops.cli.features import run_build, write_report
+from tradeops.cli.keys import register as register_keys_commands
 from tradeops.cli.model import register as register_model_commands
+from tradeops.cli.pipelines import register as register_pipelines_commands
+from tradeops.cli.serve import register as register_serve_commands
 from tradeops.config import CONFIG_FILE_ENV, Settings, load_settings
 from tradeops.errors import TradeopsError
 
@@ -33,6 +36,9 @@ app = typer.Typer(
 )
 app.add_typer(features_app, name="features")
 register_model_commands(app)
+register_pipelines_commands(app)
+register_keys_commands(app)
+register_serve_commands(app)
 
 
 class SourceName(str, Enum):
