@@ -207,6 +207,13 @@ class PipelinesConfig(_Section):
     retry_max: int = Field(3, ge=0, description="retries of network steps (Alpha Vantage); deterministic steps: none")
     retry_delay_seconds: float = Field(2.0, ge=0, description="first retry delay; doubles each retry")
     sensor_interval_seconds: int = Field(30, ge=1)
+    executor: str = Field(
+        "multiprocess",
+        pattern="^(in_process|multiprocess|celery|k8s)$",
+        description="Dagster executor of every job: multiprocess on one machine; celery / k8s to scale out",
+    )
+    celery_broker: str = Field("pyamqp://guest@127.0.0.1:5672//", description="Celery broker URL (RabbitMQ or Redis)")
+    celery_backend: str = Field("rpc://", description="Celery result backend URL")
 
 
 class ServiceConfig(_Section):
