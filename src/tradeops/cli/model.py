@@ -263,19 +263,57 @@ def models_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     models_table(out, console)
 
 
+def dagster_ui_commands(host: str, port: int) -> list[tuple[str, list[str]]]:
+    """The two processes of ``tradeops ui dagster``: the webserver and the daemon, on the tradeops code location."""
+    return [
+        (
+            "dagster-webserver",
+            [sys.executable, "-m", "dagster_webserver", "-m", "tradeops.pipelines", "-h", host, "-p", str(port)],
+        ),
+        ("dagster-daemon", [sys.executable, "-m", "dagster._daemon", "run", "-m", "tradeops.pipelines"]),
+    ]
+
+
 def ui_cmd(
     ctx: typer.Context,
-    which: Annotated[str, typer.Argument(help="mlflow")] = "mlflow",
-    port: Annotated[int, typer.Option(help="Port.")] = 5000,
+    which: Annotated[str, typer.Argument(help="dagster or mlflow")] = "mlflow",
+    port: Annotated[Optional[int], typer.Option(help="Port (default 3000 for dagster, 5000 for mlflow).")] = None,
     host: Annotated[str, typer.Option(help="Host.")] = "127.0.0.1",
 ) -> None:
-    """Open the MLflow UI on the configured tracking store (blocks until Ctrl-C)."""
+    """Open the Dagster UI (webserver + daemon on <home>/dagster) or the MLflow UI; blocks until Ctrl-C."""
+    import os
+
     from tradeops.model import registry as reg
 
-    if which != "mlflow":
-        err_console.print(f"[bold red]error:[/bold red] unknown UI {which!r}; available: mlflow")
+    if which not in ("dagster", "mlflow"):
+        err_console.print(f"[bold red]error:[/bold red] unknown UI {which!r}; available: dagster, mlflow")
         raise typer.Exit(2)
     settings = settings_of(ctx)
+    if which == "dagster":
+        from tradeops.cli.supervise import supervise
+        from tradeops.pipelines.instance import ensure_dagster_home
+
+        port = 3000 if port is None else port
+        env = {
+            **os.environ,
+            "DAGSTER_HOME": str(ensure_dagster_home(settings)),
+            "DAGSTER_DISABLE_TELEMETRY": "1",
+            "TRADEOPS_HOME": str(settings.home.resolve()),
+        }
+        outcome = supervise(
+            dagster_ui_commands(host, port),
+            env=env,
+            on_started=lambda: console.print(
+                f"Dagster UI on http://{host}:{port} (DAGSTER_HOME {env['DAGSTER_HOME']}); Ctrl-C stops it",
+                highlight=False,
+            ),
+        )
+        if outcome.exit_code:
+            err_console.print(f"[bold red]error:[/bold red] {outcome.message}", highlight=False)
+        else:
+            console.print(outcome.message, highlight=False)
+        raise typer.Exit(outcome.exit_code)
+    port = 5000 if port is None else port
     reg.configure_mlflow(settings)
     console.print(f"MLflow UI on http://{host}:{port} (store {settings.tracking_uri})")
     cmd = [
