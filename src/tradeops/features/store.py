@@ -352,3 +352,27 @@ def export_frame(lake: st.Lake, fs: FeatureSet, ticker: str) -> pd.DataFrame:
     labels = read_labels(lake, fs, [ticker])
     out = feats.merge(labels, on=list(KEY), how="left", validate="one_to_one")
     return out.drop(columns="ticker")
+
+
+def features_from_bars(bars: pd.DataFrame, fs: FeatureSet, ticker: str) -> OnlineVector:
+    """Latest feature vector of caller-supplied bars (``date, open, high, low, close, volume``, prices already
+    adjusted, one ticker, oldest first) through the same :func:`ticker_features` path as the offline build and
+    :func:`online_features`. Raises ``[warmup]`` when the bars are too few for every feature at the last date."""
+    if len(bars) == 0:
+        raise UsageError(f"{ticker}: no bars given")
+    stored = pd.DataFrame(
+        {
+            "date": pd.to_datetime(bars["date"]),
+            **{adj: bars[col].to_numpy(dtype=np.float64) for adj, col in _BAR_COLUMNS.items()},
+        }
+    )
+    feats = ticker_features(stored, fs, ticker)
+    last = feats.iloc[-1].astype(np.float32)
+    d = feats.index[-1]
+    nan = last.index[last.isna()].tolist()
+    if nan:
+        raise TradeopsError(
+            f"{ticker} {d.date()}: [warmup] {len(nan)} feature(s) still in warm-up "
+            f"(e.g. {nan[0]}); {len(bars)} bars given"
+        )
+    return OnlineVector(ticker, d, last)

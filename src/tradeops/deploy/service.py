@@ -1,0 +1,451 @@
+"""The signal service's HTTP layer: ``create_app(settings) -> FastAPI`` (a factory; importing this module builds
+nothing). Endpoints are thin: they authenticate, parse and call :class:`tradeops.deploy.signals.SignalService` or the
+registry, and turn its errors into 4xx answers that name the field and the rule. Bad client input never gets a 5xx.
+
+Run it with ``tradeops serve`` (uvicorn, ``app_from_env`` as the factory so several workers each build their own
+app). Routing and the kill switch are per process (each worker holds its own; ``--workers 1`` is the default).
+"""
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tradeops.config import Settings
+from tradeops.deploy.models import ModelManager, ModelSet
+from tradeops.deploy.signals import BarIn, RequestError, SignalInput, SignalService
+from tradeops.errors import TradeopsError, UsageError
+
+log = logging.getLogger("tradeops.deploy.service")
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+Ticker = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,15}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Bar(_Strict):
+    """One daily bar, prices split/dividend adjusted."""
+
+    date: date
+    open: FiniteFloat
+    high: FiniteFloat
+    low: FiniteFloat
+    close: FiniteFloat
+    volume: FiniteFloat
+
+
+class SignalRequest(_Strict):
+    """A ticker and exactly one of: ``as_of`` (stored data), ``bars`` (recent bars, oldest first) or ``features``
+    (a feature row computed elsewhere, names = the model's feature set)."""
+
+    ticker: Ticker
+    as_of: date | None = None
+    bars: list[Bar] | None = Field(None, max_length=20_000)
+    features: dict[str, FiniteFloat] | None = Field(None, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "SignalRequest":
+        given = [k for k in ("as_of", "bars", "features") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"[one_input] give exactly one of as_of, bars, features (got {', '.join(given) or 'none'})"
+            )
+        return self
+
+    def to_input(self, field: str = "body") -> SignalInput:
+        bars = None
+        if self.bars is not None:
+            bars = [BarIn(b.date, b.open, b.high, b.low, b.close, b.volume) for b in self.bars]
+        return SignalInput(self.ticker.upper(), self.as_of, bars, self.features, field)
+
+
+class BatchRequest(_Strict):
+    items: list[SignalRequest] = Field(min_length=1, max_length=100_000)
+
+
+class Explained(BaseModel):
+    feature: str
+    cell: list[int]
+    attribution: float
+
+
+class SignalResponse(BaseModel):
+    request_id: str
+    ticker: str
+    signal: str = Field(description="BUY, SELL or HOLD")
+    probabilities: dict[str, float]
+    model: str
+    version: str | None
+    feature_set: str
+    as_of: str | None
+    input: str
+    answered_by: str = Field(description="champion, challenger (canary) or halt")
+    routing_mode: str
+    halted: bool
+    reason: str | None = None
+    explanation: list[Explained] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: str
+    field: str | None = None
+    rule: str
+
+
+class BatchResponse(BaseModel):
+    results: list[dict[str, Any]]
+
+
+class PromoteRequest(_Strict):
+    model: str = Field(min_length=1, max_length=200)
+    version: str = Field(min_length=1, max_length=20, pattern=r"^[0-9]+$")
+    reason: str | None = Field(None, max_length=500)
+    force: bool = False
+
+
+class RollbackRequest(_Strict):
+    model: str = Field(min_length=1, max_length=200)
+
+
+class RoutingRequest(_Strict):
+    mode: str = Field(pattern="^(off|shadow|canary)$")
+    share: float | None = Field(None, ge=0, le=1, allow_inf_nan=False)
+
+
+class HaltRequest(_Strict):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class EmptyRequest(_Strict):
+    pass
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "missing or invalid API key"},
+    403: {"model": ErrorResponse, "description": "the key's role may not do this"},
+    404: {"model": ErrorResponse, "description": "unknown ticker or model"},
+    422: {"model": ErrorResponse, "description": "invalid input (field and rule named)"},
+}
+
+_RULES = {
+    "json_invalid": "malformed_json",
+    "extra_forbidden": "unknown_field",
+    "missing": "required",
+    "finite_number": "finite",
+    "too_long": "max_length",
+    "too_short": "min_length",
+}
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        content=json.dumps(body, separators=(",", ":")),
+        status_code=status,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _error(status: int, message: str, rule: str, field: str | None = None, **extra: Any) -> Response:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return _json({"error": message, "field": field, "rule": rule, **extra}, status, headers)
+
+
+def _validation_body(exc: RequestValidationError) -> dict[str, Any]:
+    errors = []
+    for e in exc.errors():
+        loc = ".".join(str(p) for p in e.get("loc", ()))
+        msg = str(e.get("msg", "invalid"))
+        rule = _RULES.get(str(e.get("type")), str(e.get("type", "invalid")))
+        if "[" in msg and "]" in msg:  # our own validators name their rule in brackets
+            rule = msg.split("[", 1)[1].split("]", 1)[0]
+        if loc.startswith("body.items.") and rule == "max_length" and loc.count(".") == 1:
+            rule = "max_batch"
+        errors.append({"field": loc, "rule": rule, "error": msg})
+    first = errors[0] if errors else {"field": "body", "rule": "invalid", "error": "invalid request"}
+    return {"error": first["error"], "field": first["field"], "rule": first["rule"], "errors": errors[:20]}
+
+
+class _AuthError(Exception):
+    def __init__(self, status: int, message: str, rule: str) -> None:
+        super().__init__(message)
+        self.status, self.message, self.rule = status, message, rule
+
+
+def create_app(
+    settings: Settings,
+    *,
+    model_set: ModelSet | ModelManager | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> FastAPI:
+    """Build the service: load the served models (unless given), open the prediction log (Alembic upgrade first),
+    the key verifier and the metrics. ``model_set``: a prepared set (served as is; reload reads the registry) or a
+    :class:`ModelManager` (tests inject loaders). ``clock``: tz-aware UTC now (tests freeze "today")."""
+    from tradeops.data.store import lake_for
+    from tradeops.deploy.auth import KeyInfo, KeyVerifier, allows
+    from tradeops.deploy.metrics import ServiceMetrics
+    from tradeops.deploy.predlog import PredictionLog, audit, open_database
+
+    cfg = settings.service
+    metrics = ServiceMetrics()
+
+    def on_swap(model: str, result: str) -> None:
+        metrics.count_swap(model=model, result=result)
+
+    if isinstance(model_set, ModelManager):
+        manager = model_set
+        manager.on_swap = manager.on_swap or on_swap
+    else:
+        manager = ModelManager(settings, clock=clock, on_swap=on_swap, initial=model_set)
+        if model_set is None:
+            manager.reload()
+    engine = open_database(settings.service_database_url)
+    predlog = PredictionLog(engine, batch_max=cfg.log_batch_max, batch_wait_ms=cfg.log_batch_wait_ms)
+    service = SignalService(settings, manager, lake=lake_for(settings), predlog=predlog, metrics=metrics, clock=clock)
+    verifier = KeyVerifier(engine)
+    verified: set[str] = set()  # tokens that verified once: their later checks are a cache hit (no KDF)
+    if not cfg.auth:
+        log.warning(
+            "AUTHENTICATION IS OFF (service.auth = false): anyone who can reach %s:%s may read signals and "
+            "run admin calls. Use this for local work only.",
+            cfg.host,
+            cfg.port,
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        manager.start_polling(also=service.refresh_data)
+        try:
+            yield
+        finally:
+            manager.stop()
+            predlog.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="tradeops signal service",
+        version="1",
+        lifespan=lifespan,
+        description="Trading signals (BUY/SELL/HOLD) from registered models, champion/challenger routing, a durable "
+        "prediction log. `Authorization: Bearer <key>`: reader (signals, models), operator (also admin).",
+    )
+    app.state.service = service
+    app.state.manager = manager
+    app.state.predlog = predlog
+    app.state.engine = engine
+    app.state.metrics = metrics
+    app.state.verifier = verifier
+    bearer = HTTPBearer(auto_error=False)
+
+    async def authorize(creds: HTTPAuthorizationCredentials | None, role: str) -> KeyInfo | None:
+        if not cfg.auth:
+            return None
+        if creds is None or not creds.credentials:
+            raise _AuthError(401, "an API key is required (Authorization: Bearer <key>)", "missing_key")
+        token = creds.credentials
+        # A token seen valid before is a cache hit in the verifier; an unknown one pays the KDF off the loop.
+        info = verifier.verify(token) if token in verified else await asyncio.to_thread(verifier.verify, token)
+        if info is None:
+            verified.discard(token)
+            raise _AuthError(401, "the API key is invalid or revoked", "invalid_key")
+        verified.add(token)
+        if not allows(info, role):
+            raise _AuthError(403, f"the key's role {info.role!r} may not do this ({role} needed)", "forbidden_role")
+        return info
+
+    async def reader(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> KeyInfo | None:
+        return await authorize(creds, "reader")
+
+    async def operator(creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> KeyInfo | None:
+        return await authorize(creds, "operator")
+
+    Reader = Annotated[Any, Depends(reader)]
+    Operator = Annotated[Any, Depends(operator)]
+
+    @app.exception_handler(_AuthError)
+    async def _auth_error(request: Request, exc: _AuthError) -> Response:
+        metrics.count_error(endpoint=request.url.path, kind="auth")
+        return _error(exc.status, exc.message, exc.rule)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        metrics.count_error(endpoint=request.url.path, kind="validation")
+        return _json(_validation_body(exc), 422)
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, exc: RequestError) -> Response:
+        metrics.count_error(endpoint=request.url.path, kind="not_found" if exc.status == 404 else "validation")
+        return _error(exc.status, exc.message, exc.rule, exc.field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        return _error(exc.status_code, str(exc.detail), "http", None)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> Response:
+        log.exception("internal error on %s", request.url.path)
+        metrics.count_error(endpoint=request.url.path, kind="internal")
+        return _error(500, f"internal error ({type(exc).__name__})", "internal")
+
+    def key_id(info: Any) -> str | None:
+        return None if info is None else info.key_id
+
+    @app.post("/v1/signals", response_model=SignalResponse, responses=_ERRORS)
+    async def signal(
+        body: SignalRequest,
+        key: Reader,
+        explain: Annotated[bool, Query(description="add the top-k feature attributions")] = False,
+    ) -> Response:
+        """One signal for a ticker: from stored data (``as_of``), caller bars or a feature row."""
+        t0 = time.perf_counter()
+        answer = await service.answer(body.to_input(), key_id=key_id(key), explain=explain)
+        metrics.observe_latency("/v1/signals", time.perf_counter() - t0)
+        return _json(answer)
+
+    @app.post("/v1/signals:batch", response_model=BatchResponse, responses=_ERRORS)
+    async def signal_batch(
+        body: BatchRequest,
+        key: Reader,
+        explain: Annotated[bool, Query(description="add the top-k feature attributions")] = False,
+    ) -> Response:
+        """Up to ``service.max_batch`` items; one result or one error (with its status) per item, in order."""
+        t0 = time.perf_counter()
+        items = [r.to_input(f"body.items.{i}") for i, r in enumerate(body.items)]
+        results = await service.answer_batch(items, key_id=key_id(key), explain=explain)
+        metrics.observe_latency("/v1/signals:batch", time.perf_counter() - t0)
+        return _json({"results": results})
+
+    @app.get("/v1/models", responses=_ERRORS)
+    async def models(key: Reader) -> Response:
+        """Served models: champion and challenger versions, routing, loaded-at, feature set."""
+        return _json(service.describe())
+
+    @app.get("/healthz")
+    async def healthz() -> Response:
+        """The process is alive."""
+        return _json({"status": "ok"})
+
+    @app.get("/readyz", responses={503: {"model": ErrorResponse}})
+    async def readyz() -> Response:
+        """Models loaded and their golden sets verified (503 with the reasons otherwise)."""
+        ms = manager.current
+        body = {
+            "ready": ms.ready,
+            "models": {
+                n: {"champion": m.champion_version, "challenger": m.challenger_version} for n, m in ms.models.items()
+            },
+            "problems": dict(ms.problems),
+            "halted": service.halt.halted,
+        }
+        return _json(body, 200 if ms.ready else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        """Prometheus text exposition."""
+        return Response(content=metrics.render(), media_type=metrics.content_type)
+
+    # --- admin --------------------------------------------------------------------------------------------
+
+    async def admin(action: str, info: Any, arguments: dict[str, Any], fn: Callable[[], dict[str, Any]]) -> Response:
+        """Run an admin action in a worker thread and write its audit row (also when it fails)."""
+        try:
+            result = await asyncio.to_thread(fn)
+        except TradeopsError as exc:
+            status = (
+                404
+                if "not found" in str(exc).lower() or "no registered model" in str(exc)
+                else (422 if isinstance(exc, UsageError) else 409)
+            )
+            rule = exc.rule if isinstance(exc, RequestError) else _bracket(str(exc), action)
+            await asyncio.to_thread(
+                audit,
+                engine,
+                key_id=key_id(info),
+                action=action,
+                arguments=arguments,
+                result={"error": str(exc), "status": status},
+                ok=False,
+            )
+            metrics.count_error(endpoint=f"/v1/admin/{action}", kind="admin")
+            return _error(status, str(exc), rule)
+        audit_id = await asyncio.to_thread(
+            audit, engine, key_id=key_id(info), action=action, arguments=arguments, result=result, ok=True
+        )
+        return _json({"action": action, "ok": True, "audit_id": audit_id, **result})
+
+    def reload_now() -> dict[str, Any]:
+        events = manager.reload(retry_refused=True)
+        service.refresh_data()
+        return {"events": [e.to_dict() for e in events], "models": service.describe()["models"]}
+
+    @app.post("/v1/admin/promote", responses=_ERRORS)
+    async def promote(body: PromoteRequest, key: Operator) -> Response:
+        """Move the champion alias to ``version`` (registry), then reload."""
+        from tradeops.model import registry as reg
+
+        def run() -> dict[str, Any]:
+            reason = body.reason or f"promoted through the service by key {key_id(key)}"
+            entry = reg.promote(settings, body.model, body.version, reason, force=body.force)
+            return {"registry": entry, **reload_now()}
+
+        return await admin("promote", key, body.model_dump(), run)
+
+    @app.post("/v1/admin/rollback", responses=_ERRORS)
+    async def rollback(body: RollbackRequest, key: Operator) -> Response:
+        """Restore the previous champion (registry), then reload."""
+        from tradeops.model import registry as reg
+
+        def run() -> dict[str, Any]:
+            return {"registry": reg.rollback(settings, body.model), **reload_now()}
+
+        return await admin("rollback", key, body.model_dump(), run)
+
+    @app.post("/v1/admin/routing", responses=_ERRORS)
+    async def routing(body: RoutingRequest, key: Operator) -> Response:
+        """Set the routing mode (off | shadow | canary) and the canary share."""
+        return await admin("routing", key, body.model_dump(), lambda: service.set_routing(body.mode, body.share))
+
+    @app.post("/v1/admin/halt", responses=_ERRORS)
+    async def halt(body: HaltRequest, key: Operator) -> Response:
+        """Kill switch: every signal is HOLD with ``halted: true`` and the reason until resume."""
+        return await admin("halt", key, body.model_dump(), lambda: service.set_halt(body.reason, key_id(key)))
+
+    @app.post("/v1/admin/resume", responses=_ERRORS)
+    async def resume(key: Operator, body: EmptyRequest | None = None) -> Response:
+        """Lift the kill switch."""
+        return await admin("resume", key, {}, service.resume)
+
+    @app.post("/v1/admin/reload", responses=_ERRORS)
+    async def reload(key: Operator, body: EmptyRequest | None = None) -> Response:
+        """Re-read the registry aliases now (load, verify, swap) and refresh stored features."""
+        return await admin("reload", key, {}, reload_now)
+
+    return app
+
+
+def _bracket(text: str, default: str) -> str:
+    if "[" in text and "]" in text.split("[", 1)[1]:
+        return text.split("[", 1)[1].split("]", 1)[0]
+    return default
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn (``tradeops.deploy.service:app_from_env``, ``factory=True``): settings from the
+    environment (``TRADEOPS_HOME``, ``TRADEOPS_SERVICE__*``, ``tradeops.yaml``)."""
+    from tradeops.config import load_settings
+
+    return create_app(load_settings())
