@@ -201,6 +201,9 @@ class PipelinesConfig(_Section):
     catchup_sessions: int = Field(5, ge=1, description="missed trading days the schedule still catches up (once)")
     landing_dir: Path | None = Field(None, description="arriving files trigger ingest_daily; default <home>/landing")
     alert_webhook_url: str | None = Field(None, description="run failures are POSTed here as JSON")
+    dagster_url: str = Field(
+        "http://127.0.0.1:3000", description="base URL of the Dagster UI that alerts link a failed run to"
+    )
     require_approval: bool = Field(
         False, description="a new blessed challenger waits for `tradeops promote` instead of the promotion sensor"
     )
@@ -214,6 +217,11 @@ class PipelinesConfig(_Section):
     )
     celery_broker: str = Field("pyamqp://guest@127.0.0.1:5672//", description="Celery broker URL (RabbitMQ or Redis)")
     celery_backend: str = Field("rpc://", description="Celery result backend URL")
+    celery_queue: str = Field(
+        "dagster",
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="Celery queue the steps are sent to and the workers listen on (`celery worker -Q`)",
+    )
 
 
 class ServiceConfig(_Section):

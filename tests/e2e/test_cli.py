@@ -144,5 +144,12 @@ def test_demo_runs_in_a_fresh_home(tradeops, tmp_path):
     assert "where to look" in out and "tradeops models" in out
     assert "Class balance per ticker and year" in out
     assert "model cnn-ta-IBM v1" in out and "blessing:" in out and "buy_and_hold" in out
+    # through the Dagster graph, recorded in the home's instance
+    assert "dagster runs:   ingest_daily" in out and (home / "dagster" / "dagster.yaml").is_file()
+    # the service: a reader-key signal answered by the champion, the shadow challenger's output in the log, a canary
+    assert "cnn-ta-IBM v2 is the challenger" in out
+    assert "answered by champion (shadow mode)" in out
+    assert "prediction log: shadow challenger v2 said" in out
+    assert "canary 30% for cnn-ta-IBM" in out and "service stopped" in out
     assert (home / "lake" / "bars" / "_delta_log").is_dir()
     assert list((home / "reports" / "ingest").glob("*.json"))

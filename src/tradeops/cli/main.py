@@ -146,21 +146,85 @@ def catalog_cmd(
         catalog_tables(cat, console)
 
 
+def graph_ingest(settings: Settings, day: str, tickers: list[str]) -> tuple[dict, list]:
+    """``ingest_daily`` for ``tickers`` at ``day`` through the Dagster graph; the runs and one merged report dict
+    (the per-run ingest reports, as `tradeops ingest` prints them); a failed run is a TradeopsError naming it."""
+    from tradeops.pipelines.run import run_job
+
+    with progress_bar() as (bar, task):
+
+        def tick(run) -> None:
+            bar.update(task, description=f"ingest_daily {run.partition} {run.status}")
+
+        runs = run_job(settings, "ingest_daily", day=day, tickers=tickers, on_run=tick)
+    failed = [r for r in runs if not r.ok]
+    if failed:
+        raise TradeopsError("; ".join(r.message() for r in failed))
+    reports = [json.loads(Path(r.materializations["bars"]["report_path"]).read_text()) for r in runs]
+    tickers_out = [t for rep in reports for t in rep["tickers"]]
+    merged = {
+        "report_id": f"{len(reports)} ingest_daily runs",
+        "source": reports[0]["source"] if reports else "sample",
+        "ok": all(rep["ok"] for rep in reports),
+        "tickers": tickers_out,
+        "repairs": [x for rep in reports for x in rep.get("repairs", [])],
+        "summary": {
+            s: sum(t["status"] == s for t in tickers_out) for s in ("accepted", "accepted_with_warnings", "quarantined")
+        },
+        "bars_version_before": reports[0]["bars_version_before"] if reports else None,
+        "bars_version_after": reports[-1]["bars_version_after"] if reports else None,
+        "report_path": runs[-1].materializations["bars"]["report_path"],
+    }
+    return merged, runs
+
+
+def graph_train(settings: Settings, day: str):
+    """``train`` as of ``day`` through the Dagster graph; the run and its TrainOutcome."""
+    from tradeops.pipelines.run import run_job, train_outcome_of
+
+    with progress_bar() as (bar, task):
+        bar.update(task, description=f"train {day} (Dagster run, stages as assets)")
+        (run,) = run_job(settings, "train", day=day)
+    if not run.ok:
+        raise TradeopsError(run.message())
+    return run, train_outcome_of(settings, run)
+
+
+def demo_challenger(settings: Settings):
+    """A second, quicker IBM model (1 epoch) registered as challenger, auto-promotion off: what shadow and canary
+    routing compare against the champion in the demo."""
+    from tradeops.model.training import train_model
+
+    blessing = settings.model.blessing.model_copy(update={"auto_promote": False})
+    quick = settings.model_copy(update={"model": settings.model.model_copy(update={"blessing": blessing})})
+    with progress_bar() as (bar, task):
+        bar.update(task, description="training a 1-epoch challenger")
+        return train_model(quick, preset="cnn-ta", tickers=["IBM"], epochs=1)
+
+
 @app.command("demo")
 def demo_cmd(ctx: typer.Context) -> None:
     """Run the whole lifecycle built so far on the bundled sample and say where to look."""
     from tradeops.cli.render import catalog_tables, class_balance_table, ingest_summary
     from tradeops.data.catalog import build_catalog
+    from tradeops.data.sources import SampleSource
+    from tradeops.data.staging import latest_source_date
     from tradeops.data.store import lake_for
 
-    settings = settings_of(ctx)
-    steps = 4
+    base = settings_of(ctx)
+    # The demo runs the bundled sample through the graph, whatever source the config names.
+    sample = SampleSource()
+    tickers = sorted(r.ticker for r in sample.fetch(None, {}))
+    pipelines = base.pipelines.model_copy(
+        update={"source": "sample", "source_path": None, "universe": tuple(tickers), "train_tickers": ("IBM",)}
+    )
+    settings = base.model_copy(update={"pipelines": pipelines})
+    steps = 5
     try:
-        console.rule(f"[bold]1/{steps} Data: ingest + validate + version the bundled sample")
-        report = run_ingest(settings, SourceName.sample, None, None)
+        day = latest_source_date(settings, tickers, sample).isoformat()
+        console.rule(f"[bold]1/{steps} Data: ingest_daily {day} through the Dagster graph (checks, versions)")
+        report, ingest_runs = graph_ingest(settings, day, tickers)
         ingest_summary(report, console)
-        if not report["ok"]:
-            raise typer.Exit(1)
         console.rule(f"[bold]2/{steps} Features: indicators, labels, feature store (presets cnn-ta and thesis)")
         builds = [run_build(settings, preset, None) for preset in ("cnn-ta", "thesis")]
         from tradeops.cli.render import build_summary
@@ -170,16 +234,27 @@ def demo_cmd(ctx: typer.Context) -> None:
         class_balance_table(builds[0].class_balance, console)
         report_path = write_report(settings, builds[0].feature_set)
         console.print(f"feature report: {report_path}")
-        console.rule(f"[bold]3/{steps} Model: train CNN-TA on IBM, evaluate, backtest, bless, register")
-        from tradeops.cli.model import print_train, run_train
+        console.rule(f"[bold]3/{steps} Model: train CNN-TA on IBM through the Dagster graph (train {day})")
+        from tradeops.cli.model import print_train
 
-        trained = run_train(settings, "cnn-ta", ["IBM"], None)
+        train_run, trained = graph_train(settings, day)
         print_train(trained, as_json=False)
-        console.rule(f"[bold]4/{steps} Data: catalog (datasets, versions, validation status, lineage)")
+        console.rule(f"[bold]4/{steps} Deployment: a challenger, the signal service (reader key), shadow and canary")
+        challenger = demo_challenger(settings)
+        console.print(
+            f"tradeops train --epochs 1 with auto-promotion off: {challenger.name} v{challenger.version} is the "
+            f"challenger (blessed: {str(challenger.decision.get('blessed')).lower()}), "
+            f"champion stays v{challenger.champion_after}"
+        )
+        from tradeops.cli.serve import run_service_demo
+
+        served = run_service_demo(settings, console)
+        console.rule(f"[bold]5/{steps} Data: catalog (datasets, versions, validation status, lineage)")
         catalog_tables(build_catalog(lake_for(settings)), console)
     except TradeopsError as exc:
         fail(exc)
     console.rule("[bold]where to look")
+    runs = ", ".join(r.run_id[:8] for r in ingest_runs)
     console.print(
         f"state:          {settings.home.resolve()}\n"
         f"delta tables:   {lake_for(settings).root}\n"
@@ -187,8 +262,13 @@ def demo_cmd(ctx: typer.Context) -> None:
         f"feature report: {report_path}\n"
         f"models:         tradeops models | tradeops ui mlflow (store {settings.tracking_uri})\n"
         f"trained model:  {trained.name} v{trained.version}, MLflow run {trained.run_id}\n"
+        f"dagster runs:   ingest_daily {runs}; train {train_run.run_id} (instance {settings.dagster_home})\n"
+        f"service:        tradeops serve | tradeops keys list (prediction log {settings.service_database_url}, "
+        f"demo served at {served['url']})\n"
+        f"pipelines:      tradeops ui dagster | tradeops pipelines list | tradeops pipelines run train --date {day}\n"
         f"next:           tradeops features show IBM --date 2010-06-01 | tradeops walkforward --preset "
-        f"cnn-ta --tickers AAPL,IBM,MSFT --train-years 5 --test-years 2007-2012"
+        f"cnn-ta --tickers AAPL,IBM,MSFT --train-years 5 --test-years 2007-2012",
+        soft_wrap=True,
     )
 
 

@@ -169,9 +169,11 @@ def run_service_demo(settings: Settings, console: Console) -> dict:
                 p = body["probabilities"]
                 console.print(
                     f"  {ticker} {as_of}: {body['signal']:4s} (BUY {p['BUY']:.2f} SELL {p['SELL']:.2f} HOLD "
-                    f"{p['HOLD']:.2f}) {body['model']} v{body['version']}, answered by {body['answered_by']}",
+                    f"{p['HOLD']:.2f}) {body['model']} v{body['version']}, answered by {body['answered_by']} "
+                    f"({body['routing_mode']} mode), request {body['request_id']}",
                     highlight=False,
                 )
+                _print_shadow(settings, body["request_id"], console)
             else:
                 console.print(f"  {ticker} {as_of}: HTTP {status}: {body.get('error')}", highlight=False)
         skipped = sorted(t for t in ranges if t not in served)
@@ -182,6 +184,27 @@ def run_service_demo(settings: Settings, console: Console) -> dict:
         out["exit_code"] = stop_service(proc)
     console.print("service stopped")
     return out
+
+
+def _print_shadow(settings: Settings, request_id: str, console: Console) -> None:
+    """What the prediction log holds for ``request_id`` beside the answer: the shadow challenger's output."""
+    from tradeops.deploy.predlog import logged_prediction, make_engine
+
+    engine = make_engine(settings.service_database_url)
+    try:
+        row = logged_prediction(engine, request_id)
+    finally:
+        engine.dispose()
+    if row is None:
+        console.print(f"    prediction log: request {request_id} NOT FOUND", highlight=False)
+    elif row["challenger_signal"] is None:
+        console.print("    prediction log: no challenger scored beside the champion", highlight=False)
+    else:
+        console.print(
+            f"    prediction log: shadow challenger v{row['challenger_version']} said {row['challenger_signal']} "
+            f"(logged, not returned); champion v{row['champion_version']} said {row['champion_signal']}",
+            highlight=False,
+        )
 
 
 def _canary_demo(base: str, operator: str, reader: str, models: list[dict], ranges: dict, console: Console) -> dict:

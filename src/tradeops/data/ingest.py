@@ -383,14 +383,16 @@ def ingest(
     today: date | None = None,
     lake: st.Lake | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    lock_wait_seconds: float = 0.0,
 ) -> IngestReport:
     """Ingest ``tickers`` (all the source has when ``None``) from ``source`` into the lake and return the report.
 
     Raises :class:`~tradeops.errors.SourceError` / ``UsageError`` before anything is written when the source fails,
-    and ``TradeopsError("another ingestion is running (pid N, since T)")`` while another run holds the home's lock.
-    ``progress(ticker, i, n)`` is called before each ticker is validated.
+    and ``TradeopsError("another ingestion is running (pid N, since T)")`` while another run holds the home's lock
+    (after waiting up to ``lock_wait_seconds`` for it). ``progress(ticker, i, n)`` is called before each ticker is
+    validated.
     """
-    with st.writer_lock(settings.home):
+    with st.writer_lock(settings.home, wait_seconds=lock_wait_seconds):
         return _ingest_locked(source, settings, tickers, today=today, lake=lake, progress=progress)
 
 
@@ -448,6 +450,28 @@ def _ingest_locked(
     report.finished_at = st.utcnow().isoformat()
     report.path = str(save_report(report, settings.reports_dir))
     return report
+
+
+def preview_ticker(raw: RawFile, settings: Settings, *, today: date, lake: st.Lake | None = None) -> Validated:
+    """Validate one raw file exactly as :func:`ingest` would against the currently stored bars, statistics and
+    accepted files of the home, without taking the lock, repairing or writing anything (a dry run of one ticker)."""
+    lake = lake or st.lake_for(settings)
+    t = raw.ticker
+    if lake.version(st.BARS) is not None:
+        stored = lake.read_bars([t])
+        stored["date"] = pd.to_datetime(stored["date"])
+    else:
+        stored = st.BARS_SCHEMA.empty_table().to_pandas()
+        stored["date"] = pd.to_datetime(stored["date"])
+    stats_df = lake.read(st.STATS, tickers=[t])
+    stats = None
+    for r in stats_df.to_dict("records"):
+        if r["ticker"] == t:
+            stats = TickerStats(**{k: r[k] for k in TickerStats.__dataclass_fields__})
+    extra = _batch_findings([raw]).get(0, [])
+    stored_sha = _accepted_sha256(lake.read(st.REPORTS, columns=["ticker", "status", "sha256", "created_at"]))
+    extra += _stored_duplicate_findings([raw], stored_sha).get(0, [])
+    return validate_ticker(raw, stored.reset_index(drop=True), stats, settings.ingest, today, extra)
 
 
 def _validation_rows(report: IngestReport) -> pd.DataFrame:

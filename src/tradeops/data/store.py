@@ -436,13 +436,16 @@ def _holder(fd: int, wait_s: float = 1.0) -> str:
 
 
 @contextmanager
-def writer_lock(home: str | Path, name: str = "ingest", what: str = "ingestion") -> Iterator[Path]:
+def writer_lock(
+    home: str | Path, name: str = "ingest", what: str = "ingestion", *, wait_seconds: float = 0.0
+) -> Iterator[Path]:
     """Hold the home's exclusive ``name`` lock for the block: one writer of the Data-level tables at a time.
 
     Non-blocking ``fcntl.flock`` on ``<home>/locks/<name>.lock``; the holder writes its pid and start time (UTC)
-    into the file. A second writer gets ``TradeopsError("another ingestion is running (pid N, since T)")``. The
-    kernel drops the lock when its process dies, even by ``kill -9``, so a crash never leaves a stale lock. Per open
-    file, so two threads of one process exclude each other too.
+    into the file. A second writer gets ``TradeopsError("another ingestion is running (pid N, since T)")``, after
+    retrying for up to ``wait_seconds`` (default 0: at once; pipelines whose per-ticker steps run in parallel
+    processes wait their turn). The kernel drops the lock when its process dies, even by ``kill -9``, so a crash
+    never leaves a stale lock. Per open file, so two threads of one process exclude each other too.
     """
     import fcntl
 
@@ -450,10 +453,16 @@ def writer_lock(home: str | Path, name: str = "ingest", what: str = "ingestion")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TradeopsError(f"another {what} is running ({_holder(fd)}); lock {path}") from None
+        deadline = time.monotonic() + max(wait_seconds, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    waited = f" after waiting {wait_seconds:g}s" if wait_seconds > 0 else ""
+                    raise TradeopsError(f"another {what} is running ({_holder(fd)}){waited}; lock {path}") from None
+                time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "since": utcnow().isoformat(timespec="seconds")}).encode(), 0)
         try:

@@ -425,9 +425,7 @@ class PredictionLog:
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         """The logged row of ``request_id`` (field -> value, as in ``PredictionRecord``), or ``None``."""
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(predictions).where(predictions.c.request_id == request_id)).first()
-        return None if row is None else _row_dict(row)
+        return logged_prediction(self.engine, request_id)
 
     def recent(self, n: int = 100) -> list[dict[str, Any]]:
         """The ``n`` most recently received rows, newest first."""
@@ -503,6 +501,13 @@ class PredictionLog:
             return
         for _, fut in batch:
             fut.set_result(None)
+
+
+def logged_prediction(engine: sa.Engine, request_id: str) -> dict[str, Any] | None:
+    """The logged row of ``request_id`` (field -> value, as in ``PredictionRecord``), or ``None``; any process."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(predictions).where(predictions.c.request_id == request_id)).first()
+    return None if row is None else _row_dict(row)
 
 
 def _log_error(row: dict[str, Any], exc: SQLAlchemyError) -> PredictionLogError:

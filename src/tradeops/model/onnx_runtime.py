@@ -24,6 +24,9 @@ class OnnxPredictor:
     def __init__(self, model_bytes: bytes, intra_op_num_threads: int = 1) -> None:
         if not isinstance(model_bytes, (bytes, bytearray)) or not model_bytes:
             raise ValueError("model_bytes must be the non-empty bytes of an ONNX model (see export_onnx)")
+        self._init(model_bytes, intra_op_num_threads)
+
+    def _init(self, model_bytes: bytes, intra_op_num_threads: int) -> None:
         threads = intra_op_num_threads
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
             raise ValueError(f"intra_op_num_threads must be an int >= 0 (0: onnxruntime's default), got {threads!r}")
@@ -50,6 +53,16 @@ class OnnxPredictor:
             raise ValueError(f"input {INPUT_NAME!r} must be (batch, 1, side, side), got {shape}")
         self.image_shape: tuple[int, int, int] = (int(shape[1]), int(shape[2]), int(shape[3]))
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._model_bytes = bytes(model_bytes)
+        self._threads = threads
+
+    def __getstate__(self) -> dict:
+        """Pickled as the model bytes and thread count (an onnxruntime session cannot be pickled): an orchestrator
+        hands a fitted candidate from one process to the next."""
+        return {"model_bytes": self._model_bytes, "intra_op_num_threads": self._threads}
+
+    def __setstate__(self, state: dict) -> None:
+        self._init(state["model_bytes"], state["intra_op_num_threads"])
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         """Class probabilities, float32 ``(n, 3)`` in class-id order (BUY, SELL, HOLD)."""

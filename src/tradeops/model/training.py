@@ -381,12 +381,13 @@ def prepare_window(
     tickers: list[str],
     as_of: date | pd.Timestamp | None = None,
     versions: TableVersions | None = None,
+    extra_tags: dict[str, str] | None = None,
 ) -> PreparedWindow:
     """Features, holdout fold and rows of one training run, then the MLflow run recording what it reads.
 
     ``as_of``: train as of that close (feature rows dated <= as_of, labels known by it, bars dated <= as_of).
     ``versions``: read exactly those table versions (a rebuild); otherwise the features are built when stale and
-    the current versions are read.
+    the current versions are read. ``extra_tags`` go onto the MLflow run too (e.g. an orchestrator's run id).
     """
     cfg = settings.model
     fs = FeatureSet.from_preset(preset, settings.features.windows, settings.features.label_window)
@@ -428,6 +429,7 @@ def prepare_window(
             "tradeops.features_version": str(versions.features),
             "tradeops.labels_version": str(versions.labels),
             "tradeops.as_of": "" if cutoff is None else cutoff.date().isoformat(),
+            **(extra_tags or {}),
         },
     )
     prepared = PreparedWindow(
@@ -807,11 +809,22 @@ def train_model(
         say("packaging and registering")
         registered = register_candidate(settings, prepared, fitted, evaluation, blessing)
     promotion = promote_candidate(settings, registered, blessing)
+    return train_outcome(prepared, evaluation, blessing, registered, promotion)
+
+
+def train_outcome(
+    prepared: PreparedWindow,
+    evaluation: CandidateEvaluation,
+    blessing: BlessingOutcome,
+    registered: RegisteredModel,
+    promotion: PromotionOutcome,
+) -> TrainOutcome:
+    """What `tradeops train` reports, from the stage outputs (also of stages run one by one by an orchestrator)."""
     return TrainOutcome(
         name=registered.name,
         version=registered.version,
         run_id=registered.run_id,
-        preset=preset,
+        preset=prepared.preset,
         tickers=prepared.tickers,
         fold=_fold_dict(prepared.fold),
         versions=prepared.versions.to_dict(),
@@ -839,3 +852,121 @@ def _failing_run(settings: Settings, run_id: str) -> Iterator[None]:
         except Exception as end_exc:  # noqa: BLE001 - keep the cause
             exc.add_note(f"MLflow run {run_id} could not be marked {status}: {end_exc}")
         raise
+
+
+# --- seams for orchestrators (tradeops.pipelines) -------------------------------------------------------------------
+
+
+def failing_run(settings: Settings, run_id: str) -> contextlib.AbstractContextManager[None]:
+    """Context manager for one stage run on its own: a failure ends MLflow run ``run_id`` FAILED (KILLED on
+    Ctrl-C), as :func:`train_model` does for its stages."""
+    return _failing_run(settings, run_id)
+
+
+def tag_training_run(settings: Settings, run_id: str, tags: dict[str, str]) -> None:
+    """Add ``tags`` to training run ``run_id`` (e.g. the orchestrator's run id, for lineage across tools)."""
+    tracking.RunLog(settings, run_id).tags(tags)
+
+
+def stop_unblessed(settings: Settings, prepared: PreparedWindow, blessing: BlessingOutcome) -> bool:
+    """Whether the candidate may go on to registration. An unblessed candidate's MLflow run is ended FINISHED
+    here (tagged ``tradeops.stopped_at=blessing``), so a pipeline that stops at the blessing leaves no RUNNING run."""
+    if blessing.blessed:
+        return True
+    with _failing_run(settings, prepared.run_id):
+        tracking.RunLog(settings, prepared.run_id).tags({"tradeops.stopped_at": "blessing"})
+        tracking.end_run(settings, prepared.run_id, "FINISHED")
+    return False
+
+
+@dataclass(frozen=True)
+class FeatureRefresh:
+    """What a feature build for some tickers left in the lake: the table versions and the row counts read there."""
+
+    preset: str
+    feature_set_version: str
+    features_table: str
+    labels_table: str
+    tickers: list[str]
+    versions: TableVersions
+    feature_rows: int
+    label_rows: int
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "versions": self.versions.to_dict()}
+
+
+def refresh_features(
+    settings: Settings, *, preset: str, tickers: list[str], lock_wait_seconds: float = 0.0
+) -> FeatureRefresh:
+    """Build ``preset``'s feature and label tables for ``tickers`` when stale (:func:`ensure_features`), one
+    builder at a time per home (lock ``features``, waiting up to ``lock_wait_seconds``); returns what is stored."""
+    fs = FeatureSet.from_preset(preset, settings.features.windows, settings.features.label_window)
+    lake = st.lake_for(settings)
+    tickers = sorted(set(tickers))
+    with st.writer_lock(settings.home, "features", "feature build", wait_seconds=lock_wait_seconds):
+        versions = ensure_features(lake, fs, tickers)
+    feature_rows = st.read_delta(lake.table(fs.table, versions.features), tickers=tickers, columns=["ticker"])
+    label_rows = st.read_delta(lake.table(fs.labels_table, versions.labels), tickers=tickers, columns=["ticker"])
+    return FeatureRefresh(
+        preset,
+        fs.version,
+        fs.table,
+        fs.labels_table,
+        tickers,
+        versions,
+        int(feature_rows.num_rows),
+        int(label_rows.num_rows),
+    )
+
+
+@dataclass(frozen=True)
+class WalkForwardReport:
+    """A walk-forward evaluation saved as JSON at ``path`` (see :func:`walkforward_as_of`)."""
+
+    path: str
+    as_of: str
+    test_years: list[int]
+    tickers: list[str]
+    versions: dict[str, int]
+
+
+def walkforward_test_year(as_of: date, horizon_days: int = 15) -> int:
+    """The last calendar year whose labels are all known by ``as_of``: labels look a few trading days ahead, so
+    early January still waits for December's (``horizon_days`` calendar days cover the label horizon)."""
+    return (pd.Timestamp(as_of) - pd.Timedelta(days=horizon_days)).year - 1
+
+
+def walkforward_as_of(
+    settings: Settings,
+    *,
+    as_of: date,
+    preset: str | None = None,
+    tickers: list[str] | None = None,
+    epochs: int | None = None,
+) -> WalkForwardReport:
+    """Walk-forward evaluation of ``preset`` (default ``pipelines.preset``) on ``tickers`` (default
+    ``pipelines.train_tickers``) testing :func:`walkforward_test_year` of ``as_of``, written to
+    ``<home>/reports/walkforward/<preset>-<tickers>-<as_of>.json``."""
+    from tradeops.model.walkforward import run_walkforward
+
+    preset = preset or settings.pipelines.preset
+    tickers = sorted(set(tickers or settings.pipelines.train_tickers))
+    year = walkforward_test_year(as_of)
+    result = run_walkforward(
+        settings,
+        preset=preset,
+        tickers=tickers,
+        test_years=[year],
+        train_years=settings.model.train_years,
+        mode=settings.model.mode,
+        epochs=epochs or settings.pipelines.epochs,
+    )
+    doc = result.to_dict() | {"as_of": as_of.isoformat()}
+    out = settings.reports_dir / "walkforward" / f"{preset}-{'_'.join(tickers)}-{as_of.isoformat()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2, default=str))
+    tmp.replace(out)
+    versions = {f"{k}_version": int(v) for k, v in doc.get("evaluation", {}).get("versions", {}).items()}
+    return WalkForwardReport(str(out), as_of.isoformat(), [year], tickers, versions)
