@@ -6,8 +6,8 @@ import pickle
 from pathlib import Path
 
 import pytest
+from pipeline_homes import SAMPLE_LAST, pipeline_settings, write_bars
 
-from conftest import SAMPLE_LAST, pipeline_settings, write_bars
 from tradeops.data import store as st
 from tradeops.pipelines.instance import instance_for
 from tradeops.pipelines.run import run_job

@@ -7,8 +7,8 @@ from collections import Counter
 
 import dagster as dg
 import pytest
+from pipeline_homes import write_bars
 
-from conftest import write_bars
 from tradeops.data import store as st
 from tradeops.errors import UsageError
 from tradeops.pipelines.instance import instance_for

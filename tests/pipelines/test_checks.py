@@ -32,7 +32,7 @@ def _edit_row(path, day: str, column: int, value: str) -> None:
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory):
     """A home whose IBM bars were ingested by ingest_daily as of DAY1 (file: the sample 2009..DAY2)."""
-    from conftest import pipeline_settings, write_bars
+    from pipeline_homes import pipeline_settings, write_bars
 
     root = tmp_path_factory.mktemp("checks")
     bars_dir = write_bars(root / "bars")

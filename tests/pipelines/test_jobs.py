@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
+from pipeline_homes import LAX_BLESSING, SAMPLE_LAST, pipeline_settings, write_bars
 
-from conftest import LAX_BLESSING, SAMPLE_LAST, pipeline_settings, write_bars
 from tradeops.pipelines.run import run_job
 
 pytestmark = pytest.mark.slow
@@ -52,7 +52,8 @@ def test_retrain_is_the_train_graph_tagged_as_a_retrain(ingested):
     train, retrain = defs.resolve_job_def("train"), defs.resolve_job_def("retrain")
     assert retrain.tags["tradeops/trigger"] == "retrain"
     assert {n.name for n in retrain.nodes} == {n.name for n in train.nodes}
-    assert {n.name for n in defs.resolve_job_def("promote").nodes} == {"champion"}
+    # promote acts on the version the challenger sensor tags (tests/pipelines/test_sensor_wiring.py)
+    assert {n.name for n in defs.resolve_job_def("promote").nodes} == {"promote_tagged_version"}
 
 
 def test_walkforward_job_writes_its_report_for_the_last_known_year(ingested):

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from conftest import SAMPLE_LAST, write_bars
+from pipeline_homes import SAMPLE_LAST, write_bars
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ DAY1, DAY2 = "2013-02-28", "2013-03-01"
 
 def _landing_file(tmp_path, bars_dir):
     """The configured source stops at DAY1; the landing file carries DAY2 too."""
-    from conftest import write_bars
+    from pipeline_homes import write_bars
 
     landing = write_bars(tmp_path / "landing")
     write_bars(bars_dir, end=DAY1)
@@ -27,7 +27,7 @@ def _landing_file(tmp_path, bars_dir):
 
 
 def test_a_landing_file_is_what_raw_bars_stages(tmp_path):
-    from conftest import pipeline_settings
+    from pipeline_homes import pipeline_settings
 
     bars_dir = tmp_path / "bars"
     path, sha = _landing_file(tmp_path, bars_dir)
@@ -41,7 +41,7 @@ def test_a_landing_file_is_what_raw_bars_stages(tmp_path):
 
 
 def test_a_landing_file_changed_after_the_sensor_saw_it_is_refused(tmp_path):
-    from conftest import pipeline_settings
+    from pipeline_homes import pipeline_settings
 
     bars_dir = tmp_path / "bars"
     path, _sha = _landing_file(tmp_path, bars_dir)
