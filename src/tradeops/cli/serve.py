@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
             f"{_redact(settings.service_database_url)}",
             highlight=False,
         )
-        uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, log_level="warning")
+        uvicorn.run(FACTORY, factory=True, host=host, port=port, workers=workers, log_level="warning", access_log=False)
 
 
 def _redact(url: str) -> str:

@@ -7,6 +7,7 @@ app). Routing and the kill switch are per process (each worker holds its own; ``
 """
 
 import asyncio
+import hashlib
 import json
 import logging
 import time
@@ -217,7 +218,7 @@ def create_app(
     predlog = PredictionLog(engine, batch_max=cfg.log_batch_max, batch_wait_ms=cfg.log_batch_wait_ms)
     service = SignalService(settings, manager, lake=lake_for(settings), predlog=predlog, metrics=metrics, clock=clock)
     verifier = KeyVerifier(engine)
-    verified: set[str] = set()  # tokens that verified once: their later checks are a cache hit (no KDF)
+    verified: set[bytes] = set()  # fingerprints of tokens verified once: later checks are cache hits (no KDF)
     if not cfg.auth:
         log.warning(
             "AUTHENTICATION IS OFF (service.auth = false): anyone who can reach %s:%s may read signals and "
@@ -258,11 +259,14 @@ def create_app(
             raise _AuthError(401, "an API key is required (Authorization: Bearer <key>)", "missing_key")
         token = creds.credentials
         # A token seen valid before is a cache hit in the verifier; an unknown one pays the KDF off the loop.
-        info = verifier.verify(token) if token in verified else await asyncio.to_thread(verifier.verify, token)
+        # Remembered by fingerprint only: the process never keeps a raw token beyond the request.
+        fingerprint = hashlib.sha256(token.encode("utf-8")).digest()
+        seen = fingerprint in verified
+        info = verifier.verify(token) if seen else await asyncio.to_thread(verifier.verify, token)
         if info is None:
-            verified.discard(token)
+            verified.discard(fingerprint)
             raise _AuthError(401, "the API key is invalid or revoked", "invalid_key")
-        verified.add(token)
+        verified.add(fingerprint)
         if not allows(info, role):
             raise _AuthError(403, f"the key's role {info.role!r} may not do this ({role} needed)", "forbidden_role")
         return info
