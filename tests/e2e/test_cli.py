@@ -130,6 +130,7 @@ def test_rejected_data_exits_1_with_a_named_finding(tradeops, tmp_path, bars_fix
     assert _no_bars(tmp_path / "home")
 
 
+@pytest.mark.slow
 def test_demo_runs_in_a_fresh_home(tradeops, tmp_path):
     home = tmp_path / "home"
     result = tradeops(home, "demo")
@@ -151,5 +152,17 @@ def test_demo_runs_in_a_fresh_home(tradeops, tmp_path):
     assert "answered by champion (shadow mode)" in out
     assert "prediction log: shadow challenger v2 said" in out
     assert "canary 30% for cnn-ta-IBM" in out and "service stopped" in out
+
+
+@pytest.mark.slow
+def test_demo_twice_in_one_home_keeps_the_champion(tradeops, tmp_path):
+    """Regression: the second demo's candidate (same data, same seed) cannot beat the champion by the margin, the
+    blocking blessing check stops it, and the demo used to exit 1 on that decision."""
+    home = tmp_path / "home"
+    assert tradeops(home, "demo").exit_code == 0
+    again = tradeops(home, "demo")
+    assert again.exit_code == 0, again.output
+    assert "[not_blessed] cnn-ta-IBM" in again.output and "the champion keeps serving" in again.output
+    assert "answered by champion (shadow mode)" in again.output
     assert (home / "lake" / "bars" / "_delta_log").is_dir()
     assert list((home / "reports" / "ingest").glob("*.json"))

@@ -179,15 +179,19 @@ def graph_ingest(settings: Settings, day: str, tickers: list[str]) -> tuple[dict
 
 
 def graph_train(settings: Settings, day: str):
-    """``train`` as of ``day`` through the Dagster graph; the run and its TrainOutcome."""
+    """``train`` as of ``day`` through the Dagster graph; the run and its TrainOutcome, or ``None`` when the
+    blocking blessing check stopped an unblessed candidate (a decision, not a failure); any other failure raises."""
     from tradeops.pipelines.run import run_job, train_outcome_of
 
     with progress_bar() as (bar, task):
         bar.update(task, description=f"train {day} (Dagster run, stages as assets)")
         (run,) = run_job(settings, "train", day=day)
-    if not run.ok:
-        raise TradeopsError(run.message())
-    return run, train_outcome_of(settings, run)
+    if run.ok:
+        return run, train_outcome_of(settings, run)
+    only_blessing = [f"{c['asset']}:{c['check']}" for c in run.failed_checks] == ["blessing:candidate_blessed"]
+    if only_blessing and run.error_class in (None, "DagsterAssetCheckFailedError"):
+        return run, None
+    raise TradeopsError(run.message())
 
 
 def demo_challenger(settings: Settings):
@@ -238,7 +242,10 @@ def demo_cmd(ctx: typer.Context) -> None:
         from tradeops.cli.model import print_train
 
         train_run, trained = graph_train(settings, day)
-        print_train(trained, as_json=False)
+        if trained is not None:
+            print_train(trained, as_json=False)
+        else:  # e.g. a second demo: the same data and seed cannot beat the champion by the margin
+            console.print(escape(f"{train_run.message()}\nnot registered; the champion keeps serving"), highlight=False)
         console.rule(f"[bold]4/{steps} Deployment: a challenger, the signal service (reader key), shadow and canary")
         challenger = demo_challenger(settings)
         console.print(
@@ -261,8 +268,13 @@ def demo_cmd(ctx: typer.Context) -> None:
         f"ingest report:  {Path(report['report_path']).resolve()}\n"
         f"feature report: {report_path}\n"
         f"models:         tradeops models | tradeops ui mlflow (store {settings.tracking_uri})\n"
-        f"trained model:  {trained.name} v{trained.version}, MLflow run {trained.run_id}\n"
-        f"dagster runs:   ingest_daily {runs}; train {train_run.run_id} (instance {settings.dagster_home})\n"
+        + (
+            f"trained model:  {trained.name} v{trained.version}, MLflow run {trained.run_id}\n"
+            if trained is not None
+            else f"trained model:  none new (the candidate was not blessed), challenger {challenger.name} "
+            f"v{challenger.version}\n"
+        )
+        + f"dagster runs:   ingest_daily {runs}; train {train_run.run_id} (instance {settings.dagster_home})\n"
         f"service:        tradeops serve | tradeops keys list (prediction log {settings.service_database_url}, "
         f"demo served at {served['url']})\n"
         f"pipelines:      tradeops ui dagster | tradeops pipelines list | tradeops pipelines run train --date {day}\n"

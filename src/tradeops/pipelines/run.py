@@ -9,6 +9,7 @@ re-importing ``tradeops.pipelines`` in the executor's processes, which then read
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ from tradeops.errors import UsageError
 
 BACKFILL_TAG = "tradeops/backfill"
 # Console log of a run: warnings and errors only (every event is still in the instance's event log for the UI).
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The CLI prints its own summary of each run (RunResult.message); the run's event log keeps every event and
+# traceback, so the console logger only speaks for what would otherwise go unseen.
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass
@@ -71,7 +74,10 @@ class RunResult:
                 for f in c.get("findings", [])
                 if f.get("severity", "error") == "error"
             )
-            parts.append(f"check {c['asset']}:{c['check']} failed for {c.get('ticker') or ''} {self.day}: {rules}")
+            if not rules and c.get("reasons"):  # the blessing check: the candidate's failed blessing rules
+                rules = f"[not_blessed] {c.get('model_name') or 'candidate'}: " + "; ".join(map(str, c["reasons"]))
+            subject = " ".join(x for x in (c.get("ticker"), self.day) if x)
+            parts.append(f"check {c['asset']}:{c['check']} failed for {subject}: {rules}")
         if not parts and self.error:
             parts.append(self.error)
         return f"{where}: " + (" | ".join(parts) if parts else self.status)
@@ -194,6 +200,8 @@ def summarise(job_name: str, partition: str, day: str, ticker: str | None, resul
                     "findings": meta.get("findings", []),
                     "errors": meta.get("errors"),
                     "warnings": meta.get("warnings"),
+                    "reasons": meta.get("reasons") or [],
+                    "model_name": meta.get("model_name"),
                 }
             )
         elif kind == DagsterEventType.STEP_SKIPPED:
@@ -324,18 +332,17 @@ def describe(defs) -> dict[str, list[dict[str, str]]]:
 
 def load_asset_value(settings: Settings, asset: str, partition: str, instance=None) -> Any:
     """The stored output of ``asset`` for ``partition`` (through the IO manager of the home's instance)."""
-    import logging
-
     from tradeops.pipelines.instance import instance_for
 
     instance = instance if instance is not None else instance_for(settings)
-    system = logging.getLogger("dagster")
-    level = system.level
-    system.setLevel(max(level, logging.INFO))  # the IO manager logs every load at DEBUG on the console
+    # The IO manager logs every load at DEBUG through a console logger dagster builds for the load itself (at
+    # DEBUG, whatever the instance says): silence INFO and below for the call only.
+    previous = logging.root.manager.disable
+    logging.disable(logging.INFO)
     try:
         return _defs(settings).load_asset_value(asset, instance=instance, partition_key=partition)
     finally:
-        system.setLevel(level)
+        logging.disable(previous)
 
 
 def train_outcome_of(settings: Settings, run: RunResult, instance=None):
