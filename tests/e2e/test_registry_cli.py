@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
 from mlflow.tracking import MlflowClient
 
+from homes import copy_home
 from tradeops.config import load_settings
 from tradeops.model import registry as reg
 
@@ -31,21 +32,6 @@ LAX = {
 }
 NAME = "cnn-ta-IBM"
 CHECKOUT = Path(__file__).resolve().parents[2]
-
-
-def copy_home(src: Path, dst: Path) -> Path:
-    """Copy a home; MLflow stores absolute artifact paths, so point the copy's store at the copy's artifacts."""
-    shutil.copytree(src, dst)
-    old, new = f"{src.resolve()}/", f"{dst.resolve()}/"
-    with sqlite3.connect(dst / "mlflow.db") as db:
-        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-            for _, column, kind, *_ in db.execute(f"PRAGMA table_info('{table}')").fetchall():
-                if kind.upper().startswith(("VARCHAR", "TEXT")):
-                    db.execute(
-                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) WHERE "{column}" LIKE ?',
-                        (old, new, f"%{old}%"),
-                    )
-    return dst
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,13 @@ log goes to a per-test database), a home with two registered versions for admin 
 
 from __future__ import annotations
 
-import shutil
-import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
+from homes import copy_home as _copy_home
 from tradeops.config import Settings, load_settings
 
 NAME = "cnn-ta-IBM"
@@ -26,19 +25,8 @@ def clock() -> datetime:
 
 
 def copy_home(src: Path, dst: Path) -> Path:
-    """Copy a home; MLflow stores absolute artifact paths, so point the copy's store at the copy's artifacts
-    (as tests/e2e/test_registry_cli.py does)."""
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("service.db*"))
-    old, new = f"{src.resolve()}/", f"{dst.resolve()}/"
-    with sqlite3.connect(dst / "mlflow.db") as db:
-        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
-            for _, column, kind, *_ in db.execute(f"PRAGMA table_info('{table}')").fetchall():
-                if kind.upper().startswith(("VARCHAR", "TEXT")):
-                    db.execute(
-                        f'UPDATE "{table}" SET "{column}" = replace("{column}", ?, ?) WHERE "{column}" LIKE ?',
-                        (old, new, f"%{old}%"),
-                    )
-    return dst
+    """Copy a home without its service database (MLflow paths rewritten, see tests/homes.py)."""
+    return _copy_home(src, dst, ignore=("service.db*",))
 
 
 def settings_for(home: Path, db_dir: Path, model: dict | None = None, **service) -> Settings:

@@ -308,14 +308,17 @@ def online_features(
         bars = bars.loc[bars["date"] <= pd.Timestamp(as_of)].reset_index(drop=True)
         if len(bars) == 0:
             raise UsageError(f"{ticker}: no stored bars on or before {pd.Timestamp(as_of).date()}")
-    feats = ticker_features(bars, fs, ticker)
+    return _latest_vector(ticker_features(bars, fs, ticker), ticker, f"{len(bars)} bars stored")
+
+
+def _latest_vector(feats: pd.DataFrame, ticker: str, bars_note: str) -> OnlineVector:
+    """The last row of ``feats`` as float32; ``[warmup]`` when a feature is still NaN there."""
     last = feats.iloc[-1].astype(np.float32)
     d = feats.index[-1]
     nan = last.index[last.isna()].tolist()
     if nan:
         raise TradeopsError(
-            f"{ticker} {d.date()}: [warmup] {len(nan)} feature(s) still in warm-up "
-            f"(e.g. {nan[0]}); {len(bars)} bars stored"
+            f"{ticker} {d.date()}: [warmup] {len(nan)} feature(s) still in warm-up (e.g. {nan[0]}); {bars_note}"
         )
     return OnlineVector(ticker, d, last)
 
@@ -366,13 +369,4 @@ def features_from_bars(bars: pd.DataFrame, fs: FeatureSet, ticker: str) -> Onlin
             **{adj: bars[col].to_numpy(dtype=np.float64) for adj, col in _BAR_COLUMNS.items()},
         }
     )
-    feats = ticker_features(stored, fs, ticker)
-    last = feats.iloc[-1].astype(np.float32)
-    d = feats.index[-1]
-    nan = last.index[last.isna()].tolist()
-    if nan:
-        raise TradeopsError(
-            f"{ticker} {d.date()}: [warmup] {len(nan)} feature(s) still in warm-up "
-            f"(e.g. {nan[0]}); {len(bars)} bars given"
-        )
-    return OnlineVector(ticker, d, last)
+    return _latest_vector(ticker_features(stored, fs, ticker), ticker, f"{len(bars)} bars given")
