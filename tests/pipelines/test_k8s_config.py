@@ -127,7 +127,7 @@ def test_helm_values_use_our_image_the_k8s_run_launcher_and_psycopg2_postgres():
     values = _load("values.yaml")
     (deployment,) = values["dagster-user-deployments"]["deployments"]
     assert deployment["image"]["repository"] == IMAGE and deployment["image"]["tag"] not in ("", "latest")
-    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "tradeops.pipelines"]
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", "tradeops.pipelines", "--attribute", "defs"]
     assert deployment["includeConfigInLaunchedRuns"] == {"enabled": True}
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     _validate(K8sRunLauncher.config_type(), _chart_launcher_config(values["runLauncher"]["config"]["k8sRunLauncher"]))
@@ -140,7 +140,7 @@ def test_helm_values_use_our_image_the_k8s_run_launcher_and_psycopg2_postgres():
 
 
 def test_the_code_location_module_the_chart_serves_loads_its_jobs(monkeypatch, tmp_path):
-    # `dagster api grpc --module-name tradeops.pipelines` loads `defs` from the module, as the pods will
+    # `dagster api grpc --module-name tradeops.pipelines --attribute defs` loads `defs`, as the pods will
     from dagster._core.definitions.reconstruct import ReconstructableRepository
 
     from tradeops.pipelines import definitions

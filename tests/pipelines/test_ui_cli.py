@@ -51,8 +51,9 @@ def test_help_names_dagster(tradeops):
 def test_commands_are_webserver_and_daemon_on_the_code_location():
     (web_name, web), (daemon_name, daemon) = dagster_ui_commands("0.0.0.0", 3111)
     assert (web_name, daemon_name) == ("dagster-webserver", "dagster-daemon")
-    assert web[1:] == ["-m", "dagster_webserver", "-m", "tradeops.pipelines", "-h", "0.0.0.0", "-p", "3111"]
-    assert daemon[1:] == ["-m", "dagster._daemon", "run", "-m", "tradeops.pipelines"]
+    location = ["-m", "tradeops.pipelines", "-a", "defs"]  # -a: Dagster's module scan cannot see a lazy `defs`
+    assert web[1:] == ["-m", "dagster_webserver", *location, "-h", "0.0.0.0", "-p", "3111"]
+    assert daemon[1:] == ["-m", "dagster._daemon", "run", *location]
 
 
 def test_a_dying_child_stops_the_other_and_fails(tmp_path):
@@ -139,8 +140,25 @@ def test_real_webserver_and_daemon_start_and_stop_on_sigint(tmp_path):
         except OSError:
             return False
 
+    jobs: list[str] = []
+
+    def location_loaded() -> bool:
+        # Regression: `-m tradeops.pipelines` without `-a defs` served a code location that failed to load
+        # ("No Definitions ... found"), so the UI showed runs but no jobs or assets.
+        gql = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
+        query = json.dumps({"query": gql})
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql", data=query.encode(), headers={"content-type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=5) as r:
+            nodes = json.loads(r.read())["data"]["repositoriesOrError"].get("nodes") or []
+        jobs[:] = [j["name"] for n in nodes for j in n["jobs"]]
+        return bool(jobs)
+
     try:
         wait_for(up, timeout=90)
+        wait_for(location_loaded, timeout=60)
+        assert {"ingest_daily", "train", "retrain", "walkforward", "promote"} <= set(jobs)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     finally:

@@ -265,12 +265,14 @@ def models_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 def dagster_ui_commands(host: str, port: int) -> list[tuple[str, list[str]]]:
     """The two processes of ``tradeops ui dagster``: the webserver and the daemon, on the tradeops code location."""
+    from tradeops.pipelines import LOCATION_ARGS
+
     return [
         (
             "dagster-webserver",
-            [sys.executable, "-m", "dagster_webserver", "-m", "tradeops.pipelines", "-h", host, "-p", str(port)],
+            [sys.executable, "-m", "dagster_webserver", *LOCATION_ARGS, "-h", host, "-p", str(port)],
         ),
-        ("dagster-daemon", [sys.executable, "-m", "dagster._daemon", "run", "-m", "tradeops.pipelines"]),
+        ("dagster-daemon", [sys.executable, "-m", "dagster._daemon", "run", *LOCATION_ARGS]),
     ]
 
 

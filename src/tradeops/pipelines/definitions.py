@@ -33,7 +33,7 @@ def build_defs(settings: Settings) -> dg.Definitions:
 
 
 def __getattr__(name: str):
-    # `defs` is built on first access (module attribute for `dagster -m tradeops.pipelines`), not at import.
+    # `defs` is built on first access (`dagster ... -m tradeops.pipelines -a defs`), not at import.
     if name == "defs":
         from tradeops.config import load_settings
 
