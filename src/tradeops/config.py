@@ -238,6 +238,12 @@ class ServiceConfig(_Section):
     max_batch: int = Field(500, ge=1, description="most items in one POST /v1/signals:batch")
     min_bars: int = Field(60, ge=1, description="fewest caller-supplied bars a request may carry")
     explain_top_k: int = Field(10, ge=1)
+    state_seconds: float = Field(
+        0.5,
+        ge=0,
+        description="how stale a worker's view of the shared halt/routing state may be: every worker re-reads it "
+        "from the service database at most this often (0: on every request)",
+    )
     log_batch_max: int = Field(256, ge=1, description="prediction-log rows committed together at most")
     log_batch_wait_ms: float = Field(1.0, ge=0, description="how long a commit waits to group more rows")
 

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 
 from tradeops.deploy import predlog
 
-TABLES = {"predictions", "api_keys", "audit"}
+TABLES = {"predictions", "api_keys", "audit", "service_state"}
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_upgrade_from_an_empty_database_creates_every_table(url):
     assert tables(url) == set()
     predlog.upgrade(url)
     assert tables(url) == TABLES | {"alembic_version"}
-    assert predlog.current_revision(url) == predlog.head_revision() == "0001"
+    assert predlog.current_revision(url) == predlog.head_revision() == "0002"
 
 
 def test_upgrade_twice_is_a_no_op_and_keeps_rows(url):
@@ -47,7 +47,7 @@ def test_upgrade_twice_is_a_no_op_and_keeps_rows(url):
 
 
 def test_migration_matches_the_table_definitions(url):
-    """The live ``predlog.metadata`` and what 0001 creates must not drift (autogenerate finds no difference)."""
+    """The live ``predlog.metadata`` and what the migrations create must not drift (autogenerate: no difference)."""
     predlog.upgrade(url)
     engine = predlog.make_engine(url)
     with engine.connect() as conn:
@@ -71,14 +71,14 @@ def test_concurrent_upgrades_of_a_fresh_database_all_succeed(url):
     for th in threads:
         th.join()
     assert errors == []
-    assert predlog.current_revision(url) == "0001"
+    assert predlog.current_revision(url) == "0002"
 
 
 def test_upgrade_works_on_an_in_memory_engine():
     engine = predlog.make_engine("sqlite://")
     predlog.upgrade(engine)
     assert set(sa.inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
-    assert predlog.current_revision(engine) == "0001"
+    assert predlog.current_revision(engine) == "0002"
 
 
 def test_open_database_creates_the_folder_and_upgrades(tmp_path):
@@ -90,5 +90,5 @@ def test_open_database_creates_the_folder_and_upgrades(tmp_path):
 
 def test_migrations_ship_inside_the_package():
     names = {p.name for p in predlog.MIGRATIONS_DIR.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
-    assert {"env.py", "script.py.mako", "0001_initial.py"} <= names
+    assert {"env.py", "script.py.mako", "0001_initial.py", "0002_service_state.py"} <= names
     assert predlog.MIGRATIONS_DIR.is_relative_to(Path(predlog.__file__).parent)

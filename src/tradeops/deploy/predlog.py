@@ -135,6 +135,18 @@ audit_table = sa.Table(
 )
 
 
+# Operator state every service process must agree on (the kill switch, routing): one row per key, so N workers and
+# N machines behind a load balancer see one halt. Written by the admin calls, read by every worker.
+service_state = sa.Table(
+    "service_state",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.JSON(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("key_id", sa.String(64), nullable=True),
+)
+
+
 class PredictionLogError(TradeopsError):
     """A prediction-log row could not be committed; ``rule`` is ``duplicate_request_id``, ``log_integrity``,
     ``log_commit`` or ``log_closed``; ``request_id`` names the row."""
@@ -559,6 +571,21 @@ def audit(
     if pk is None:  # pragma: no cover - every supported backend reports the new id
         raise TradeopsError("[audit] the database did not return the new audit row's id")
     return int(pk[0])
+
+
+def write_state(engine: sa.Engine, key: str, value: dict[str, Any], *, key_id: str | None) -> None:
+    """Set the shared operator state ``key`` (``halt``, ``routing``) to ``value`` (JSON, no secrets), atomically."""
+    row = {"key": key, "value": dict(value), "updated_at": utcnow(), "key_id": key_id}
+    with engine.begin() as conn:
+        conn.execute(sa.delete(service_state).where(service_state.c.key == key))
+        conn.execute(service_state.insert().values(**row))
+
+
+def read_state(engine: sa.Engine) -> dict[str, dict[str, Any]]:
+    """Every shared operator state: key -> ``{"value", "updated_at", "key_id"}`` (empty when none was set)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(service_state)).all()
+    return {r.key: {"value": r.value, "updated_at": r.updated_at, "key_id": r.key_id} for r in rows}
 
 
 def audit_rows(engine: sa.Engine, *, limit: int | None = None) -> list[dict[str, Any]]:

@@ -421,7 +421,9 @@ def create_app(
     @app.post("/v1/admin/routing", responses=_ERRORS)
     async def routing(body: RoutingRequest, key: Operator) -> Response:
         """Set the routing mode (off | shadow | canary) and the canary share."""
-        return await admin("routing", key, body.model_dump(), lambda: service.set_routing(body.mode, body.share))
+        return await admin(
+            "routing", key, body.model_dump(), lambda: service.set_routing(body.mode, body.share, key_id(key))
+        )
 
     @app.post("/v1/admin/halt", responses=_ERRORS)
     async def halt(body: HaltRequest, key: Operator) -> Response:
@@ -431,7 +433,7 @@ def create_app(
     @app.post("/v1/admin/resume", responses=_ERRORS)
     async def resume(key: Operator, body: EmptyRequest | None = None) -> Response:
         """Lift the kill switch."""
-        return await admin("resume", key, {}, service.resume)
+        return await admin("resume", key, {}, lambda: service.resume(key_id(key)))
 
     @app.post("/v1/admin/reload", responses=_ERRORS)
     async def reload(key: Operator, body: EmptyRequest | None = None) -> Response:

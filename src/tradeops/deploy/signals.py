@@ -34,7 +34,7 @@ from tradeops.deploy.explain import explain
 from tradeops.deploy.features_cache import StoredFeatures
 from tradeops.deploy.metrics import ServiceMetrics
 from tradeops.deploy.models import CHALLENGER, CHAMPION, ModelManager, ServedModel
-from tradeops.deploy.predlog import PredictionLog, PredictionRecord
+from tradeops.deploy.predlog import PredictionLog, PredictionRecord, read_state, write_state
 from tradeops.deploy.routing import RoutingState, validate_routing
 from tradeops.errors import TradeopsError, UsageError
 from tradeops.features.labels import CLASSES
@@ -159,6 +159,8 @@ class SignalService:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.routing = RoutingState(self.cfg.routing_mode, self.cfg.canary_share)
         self.halt = HaltState()
+        self._state_read_at = -math.inf
+        self.sync_state()  # a restarted worker comes back halted if the service was halted
         self._caches: dict[tuple[str, str], StoredFeatures] = {}
         self._ranges: dict[str, tuple[date, date]] = {}
         self._bars_version: int | None = None
@@ -196,22 +198,56 @@ class SignalService:
 
     # --- admin state ------------------------------------------------------------------------------------------
 
-    def set_routing(self, mode: str, share: float | None) -> dict[str, Any]:
+    # Halt and routing live in the service database (``service_state``), so every worker process and every machine
+    # sharing it agrees: an admin call writes there first, then the local copy; each worker re-reads it at most every
+    # ``service.state_seconds`` (a halt reaches every worker within that time, a restart keeps it).
+
+    def sync_state(self, *, force: bool = False) -> None:
+        """Adopt the shared halt/routing state when the local copy is older than ``service.state_seconds``."""
+        now = time.monotonic()
+        if not force and now - self._state_read_at < self.cfg.state_seconds:
+            return
+        shared = read_state(self.predlog.engine)
+        self._state_read_at = now
+        halt = shared.get("halt", {}).get("value")
+        if halt is not None:
+            since = datetime.fromisoformat(halt["since"]) if halt.get("since") else None
+            new = HaltState(bool(halt["halted"]), halt.get("reason"), since, halt.get("key_id"))
+            if new != self.halt:
+                self.halt = new
+                self.metrics.set_halted(new.halted)
+                log.warning("shared state: %s", f"HALTED ({new.reason})" if new.halted else "resumed")
+        routing = shared.get("routing", {}).get("value")
+        if routing is not None and (routing["mode"], routing["share"]) != (self.routing.mode, self.routing.share):
+            self.routing = RoutingState(routing["mode"], float(routing["share"]))
+
+    def set_routing(self, mode: str, share: float | None, key_id: str | None = None) -> dict[str, Any]:
         share = self.routing.share if share is None else share
         validate_routing(mode, share)
+        write_state(self.predlog.engine, "routing", {"mode": mode, "share": float(share)}, key_id=key_id)
         self.routing = RoutingState(mode, float(share))
         return {"mode": self.routing.mode, "share": self.routing.share}
 
+    def _write_halt(self, halt: HaltState) -> None:
+        value = {
+            "halted": halt.halted,
+            "reason": halt.reason,
+            "since": halt.since.isoformat() if halt.since else None,
+            "key_id": halt.key_id,
+        }
+        write_state(self.predlog.engine, "halt", value, key_id=halt.key_id)
+        self.halt = halt
+        self.metrics.set_halted(halt.halted)
+
     def set_halt(self, reason: str, key_id: str | None) -> dict[str, Any]:
-        self.halt = HaltState(True, reason, self.clock(), key_id)
-        self.metrics.set_halted(True)
+        self._write_halt(HaltState(True, reason, self.clock(), key_id))
         log.warning("HALTED by key %s: %s (every signal is HOLD until resume)", key_id, reason)
         return self.halt_dict()
 
-    def resume(self) -> dict[str, Any]:
+    def resume(self, key_id: str | None = None) -> dict[str, Any]:
+        self.sync_state(force=True)  # resume what the service is, not what this worker last saw
         was = self.halt
-        self.halt = HaltState()
-        self.metrics.set_halted(False)
+        self._write_halt(HaltState(False, None, None, key_id))
         log.warning("resumed (was halted: %s)", was.reason)
         return {**self.halt_dict(), "was_halted": was.halted, "previous_reason": was.reason}
 
@@ -220,6 +256,7 @@ class SignalService:
         return {"halted": h.halted, "reason": h.reason, "since": h.since.isoformat() if h.since else None}
 
     def describe(self) -> dict[str, Any]:
+        self.sync_state()
         ms = self.manager.current
         return {
             "models": [
@@ -499,6 +536,7 @@ class SignalService:
 
     async def answer(self, item: SignalInput, *, key_id: str | None, explain: bool = False) -> dict[str, Any]:
         """One request -> its response body (logged before it returns)."""
+        self.sync_state()
         p = await self.prepare(item)
         (entry,) = self.score_group([p])
         if explain:
@@ -510,6 +548,7 @@ class SignalService:
         self, items: Sequence[SignalInput], *, key_id: str | None, explain: bool = False
     ) -> list[dict[str, Any]]:
         """Many requests -> one result or one error per item, in order. Items of one model are scored together."""
+        self.sync_state()
         if len(items) > self.cfg.max_batch:
             raise RequestError(
                 422, "body.items", "max_batch", f"{len(items)} items given, at most {self.cfg.max_batch} per batch"
