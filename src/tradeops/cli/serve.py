@@ -232,6 +232,12 @@ def _canary_demo(base: str, operator: str, reader: str, models: list[dict], rang
         f"({', '.join(d for d, b in zip(days, by, strict=True) if b == 'challenger') or 'none'})",
         highlight=False,
     )
+    # Routing is shared service state (it outlives this process): put back what the service had.
+    before = {"mode": m["routing_mode"], "share": m["canary_share"]}
+    restored, _ = http("POST", f"{base}/v1/admin/routing", before, token=operator)
+    if restored != 200:
+        raise TradeopsError(f"routing: [restore] setting it back to {before} answered HTTP {restored}")
+    console.print(f"routing set back to {before['mode']} (share {before['share']})", highlight=False)
     return {
         "mode": "canary",
         "share": 0.3,
