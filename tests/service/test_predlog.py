@@ -396,3 +396,41 @@ def test_sigkill_mid_stream_loses_no_acknowledged_row(db_url, tmp_path):
     stored = committed_ids(db_url)
     missing = set(acknowledged) - stored
     assert not missing, f"{len(missing)} acknowledged rows lost, e.g. {sorted(missing)[:5]}"
+
+
+# --- inline commits: the service's path on an idle local log ------------------------------------------------------
+
+
+def test_an_idle_local_log_commits_an_async_write_inline_and_durably(engine, db_url):
+    with PredictionLog(engine) as log:
+        asyncio.run(log.awrite(record("inline-1")))
+        assert (log.inline_commits, log.commits) == (1, 1)
+        other = predlog.make_engine(db_url)  # another connection sees it the moment awrite returned
+        with other.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM predictions")).scalar_one() == 1
+        other.dispose()
+
+
+def test_one_answers_rows_are_one_inline_transaction(engine):
+    with PredictionLog(engine) as log:
+        asyncio.run(log.awrite_many([record(f"many-{i}") for i in range(5)]))
+        assert (log.inline_commits, log.commits, log.rows_committed) == (1, 1, 5)
+
+
+def test_a_bad_row_among_inline_rows_fails_alone(engine):
+    with PredictionLog(engine) as log:
+        log.write(record("dup"))
+        with pytest.raises(PredictionLogError) as err:
+            asyncio.run(log.awrite_many([record("ok-1"), record("dup"), record("ok-2")]))
+        assert err.value.rule == "duplicate_request_id" and err.value.request_id == "req-dup"
+        assert log.get("req-ok-1") is not None and log.get("req-ok-2") is not None  # retried one by one
+
+
+def test_a_busy_or_networked_log_takes_the_writer_thread(engine):
+    with PredictionLog(engine, inline=False) as log:  # what a PostgreSQL log does (its round trip off the loop)
+        asyncio.run(log.awrite(record("queued")))
+        assert (log.inline_commits, log.commits) == (0, 1)
+    with PredictionLog(engine) as log, log._commit_lock:  # a commit in flight: no inline commit beside it
+        fut = log.submit(record("behind"))
+        assert not fut.done()
+    assert log.get("req-behind") is not None

@@ -20,7 +20,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -371,10 +371,19 @@ class PredictionLog:
     If a batch fails to commit it is retried row by row, so only the bad row's caller gets the error (a
     ``PredictionLogError``); the writer thread keeps running.
 
-    Counters for tests and metrics: ``commits`` (transactions committed), ``rows_committed``, ``max_batch``.
+    ``awrite`` (the service's path) commits a row on the caller's thread when the log is idle (nothing queued, no
+    commit running) and the database is a local SQLite file (``inline``): the hand-off to the writer thread and
+    back cost more than the commit itself (measured: one answer 0.51-0.61 ms through the thread, 0.32-0.37 ms
+    inline). Under load the commit lock is busy and rows take the queue, so group commit is unchanged; a network
+    database (PostgreSQL) always takes the queue, so its round trip never blocks an event loop.
+
+    Counters for tests and metrics: ``commits`` (transactions committed), ``rows_committed``, ``max_batch``,
+    ``inline_commits``.
     """
 
-    def __init__(self, engine: sa.Engine, *, batch_max: int = 256, batch_wait_ms: float = 1.0) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, batch_max: int = 256, batch_wait_ms: float = 1.0, inline: bool | None = None
+    ) -> None:
         if batch_max < 1:
             raise UsageError(f"[batch_max] must be >= 1, got {batch_max}")
         if batch_wait_ms < 0:
@@ -385,8 +394,11 @@ class PredictionLog:
         self.commits = 0
         self.rows_committed = 0
         self.max_batch = 0
+        self.inline = engine.dialect.name == "sqlite" if inline is None else inline
+        self.inline_commits = 0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._commit_lock = threading.Lock()  # one transaction at a time: the writer's batches or an inline row
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="predlog-writer", daemon=True)
         self._thread.start()
@@ -410,8 +422,36 @@ class PredictionLog:
         self.submit(record).result()
 
     async def awrite(self, record: PredictionRecord) -> None:
-        """``write`` for asyncio callers: waits for the commit without blocking the event loop."""
-        await asyncio.wrap_future(self.submit(record))
+        """``write`` for asyncio callers: returns once the row is committed; an idle local log commits it inline
+        (about 0.1 ms on the loop), anything else waits for the writer thread without blocking the event loop."""
+        await self.awrite_many([record])
+
+    async def awrite_many(self, records: Sequence[PredictionRecord]) -> None:
+        """Log ``records`` (one answer's batch); returns once every row is committed. Inline (one transaction) when
+        the log is idle and local, else through the writer thread; raises the first row's ``PredictionLogError``."""
+        if not records:
+            return
+        if self.inline and self._queue.empty() and self._commit_lock.acquire(blocking=False):
+            try:
+                rows = [record_row(r) for r in records]
+                if self._closed:
+                    raise PredictionLogError(
+                        "the prediction log is closed", request_id=rows[0]["request_id"], rule="log_closed"
+                    )
+                try:
+                    self._insert(rows)
+                except SQLAlchemyError:
+                    pass  # retried one by one below, so only the bad row's error is raised
+                else:
+                    self.inline_commits += 1
+                    return
+            finally:
+                self._commit_lock.release()
+        futures = [asyncio.wrap_future(self.submit(r)) for r in records]
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        errors = [e for e in results if isinstance(e, BaseException)]
+        if errors:
+            raise errors[0]
 
     def close(self) -> None:
         """Commit everything queued, then stop the writer thread (idempotent)."""
@@ -475,7 +515,8 @@ class PredictionLog:
                 break
             batch, stop = self._next_batch(first)
             try:
-                self._commit(batch)
+                with self._commit_lock:
+                    self._commit(batch)
             except BaseException as exc:  # pragma: no cover - never leave a caller waiting forever
                 for _row, fut in batch:
                     if not fut.done():

@@ -526,10 +526,7 @@ class SignalService:
         for e in entries:
             latency = (time.perf_counter() - e["prepared"].t0) * 1e3
             records.append(PredictionRecord(**e["record"], latency_ms=latency, key_id=key_id, status=200))
-        if len(records) == 1:
-            await self.predlog.awrite(records[0])
-        else:
-            await asyncio.gather(*(self.predlog.awrite(r) for r in records))
+        await self.predlog.awrite_many(records)
         for e in entries:
             b = e["body"]
             self.metrics.count_request(model=b["model"], version=b["version"], signal=b["signal"], status=200)
