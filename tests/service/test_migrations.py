@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from logrows import upgrade_concurrently
 
 from tradeops.deploy import predlog
 
@@ -57,20 +57,7 @@ def test_migration_matches_the_table_definitions(url):
 
 
 def test_concurrent_upgrades_of_a_fresh_database_all_succeed(url):
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            predlog.upgrade(url)
-        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    assert errors == []
+    assert upgrade_concurrently(url) == []
     assert predlog.current_revision(url) == "0002"
 
 

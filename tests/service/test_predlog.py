@@ -19,39 +19,16 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from logrows import T0, make_record
 
 from tradeops.deploy import predlog
 from tradeops.deploy.predlog import PredictionLog, PredictionLogError, PredictionRecord
 from tradeops.errors import UsageError
 
-T0 = dt.datetime(2024, 3, 1, 14, 30, tzinfo=dt.UTC)
-
 
 def record(i: int | str, **overrides) -> PredictionRecord:
-    fields = dict(
-        request_id=f"req-{i}",
-        received_at=T0 + dt.timedelta(milliseconds=int(i) if str(i).isdigit() else 0),
-        ticker="IBM",
-        as_of=dt.date(2024, 2, 29),
-        input_kind="as_of",
-        input_hash="ab" * 32,
-        features=[0.5, -1.25, 3.0],
-        model="cnn-ta-IBM",
-        champion_version="3",
-        champion_signal="BUY",
-        champion_proba={"BUY": 0.7, "HOLD": 0.2, "SELL": 0.1},
-        challenger_version=None,
-        challenger_signal=None,
-        challenger_proba=None,
-        answered_by="champion",
-        routing_mode="shadow",
-        halted=False,
-        latency_ms=0.8,
-        key_id="k1",
-        status=200,
-    )
-    fields.update(overrides)
-    return PredictionRecord(**fields)
+    received = T0 + dt.timedelta(milliseconds=int(i) if str(i).isdigit() else 0)
+    return make_record(f"req-{i}", **{"received_at": received, **overrides})
 
 
 @pytest.fixture

@@ -3,37 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
-import secrets
 import threading
 import time
 from concurrent.futures import wait
 
 import pytest
 import sqlalchemy as sa
+from logrows import T0, make_record, throwaway_postgres_database, upgrade_concurrently
 
 from tradeops.deploy import auth, predlog
 from tradeops.deploy.predlog import PredictionLog, PredictionLogError
 
 pytestmark = pytest.mark.postgres
 
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
-T0 = dt.datetime(2024, 3, 1, 14, 30, tzinfo=dt.UTC)
-
 
 @pytest.fixture(scope="module")
 def pg_url():
-    psycopg = pytest.importorskip("psycopg")
-    name = f"tradeops_predlog_{secrets.token_hex(4)}"
-    try:
-        admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:  # pragma: no cover - the server is part of the test environment
-        pytest.fail(f"PostgreSQL at {ADMIN_DSN} is not reachable: {exc}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with throwaway_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -45,31 +32,25 @@ def engine(pg_url):
     eng.dispose()
 
 
+# A challenger-answered canary row: every nullable column holds a value on PostgreSQL.
+CANARY = dict(
+    input_kind="features",
+    input_hash="cd" * 32,
+    features=[0.25, -2.0],
+    champion_signal="SELL",
+    champion_proba={"BUY": 0.1, "HOLD": 0.2, "SELL": 0.7},
+    challenger_version="4",
+    challenger_signal="HOLD",
+    challenger_proba={"BUY": 0.2, "HOLD": 0.5, "SELL": 0.3},
+    answered_by="challenger",
+    routing_mode="canary",
+    latency_ms=1.5,
+    key_id="k9",
+)
+
+
 def record(rid: str, **overrides) -> predlog.PredictionRecord:
-    fields = dict(
-        request_id=rid,
-        received_at=T0,
-        ticker="IBM",
-        as_of=dt.date(2024, 2, 29),
-        input_kind="features",
-        input_hash="cd" * 32,
-        features=[0.25, -2.0],
-        model="cnn-ta-IBM",
-        champion_version="3",
-        champion_signal="SELL",
-        champion_proba={"BUY": 0.1, "HOLD": 0.2, "SELL": 0.7},
-        challenger_version="4",
-        challenger_signal="HOLD",
-        challenger_proba={"BUY": 0.2, "HOLD": 0.5, "SELL": 0.3},
-        answered_by="challenger",
-        routing_mode="canary",
-        halted=False,
-        latency_ms=1.5,
-        key_id="k9",
-        status=200,
-    )
-    fields.update(overrides)
-    return predlog.PredictionRecord(**fields)
+    return make_record(rid, **{**CANARY, **overrides})
 
 
 def test_upgrade_creates_every_table_and_twice_is_a_no_op(pg_url, engine):
@@ -149,27 +130,6 @@ def test_keys_and_audit_on_postgres(engine):
 
 
 def test_concurrent_upgrades_of_a_fresh_database_all_succeed():
-    psycopg = pytest.importorskip("psycopg")
-    name = f"tradeops_predlog_{secrets.token_hex(4)}"
-    admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    errors: list[BaseException] = []
-    try:
-
-        def run() -> None:
-            try:
-                predlog.upgrade(url)
-            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
-                errors.append(exc)
-
-        threads = [threading.Thread(target=run) for _ in range(4)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-        assert errors == []
+    with throwaway_postgres_database() as url:
+        assert upgrade_concurrently(url) == []
         assert predlog.current_revision(url) == predlog.head_revision()
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
