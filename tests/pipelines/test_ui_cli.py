@@ -141,23 +141,45 @@ def test_real_webserver_and_daemon_start_and_stop_on_sigint(tmp_path):
             return False
 
     jobs: list[str] = []
+    last: list[tuple[str, str]] = []
 
     def location_loaded() -> bool:
         # Regression: `-m tradeops.pipelines` without `-a defs` served a code location that failed to load
-        # ("No Definitions ... found"), so the UI showed runs but no jobs or assets.
-        gql = "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } } } } }"
-        query = json.dumps({"query": gql})
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{port}/graphql", data=query.encode(), headers={"content-type": "application/json"}
+        # ("No Definitions ... found"), so the UI showed runs but no jobs or assets. A load error fails at once
+        # with Dagster's message; a location still loading is waited for (slow on a busy 2-core CI machine).
+        gql = (
+            "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus locationOrLoadError {"
+            " __typename ... on PythonError { message }"
+            " ... on RepositoryLocation { repositories { jobs { name } } } } } } } }"
         )
-        with urllib.request.urlopen(req, timeout=5) as r:
-            nodes = json.loads(r.read())["data"]["repositoriesOrError"].get("nodes") or []
-        jobs[:] = [j["name"] for n in nodes for j in n["jobs"]]
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/graphql",
+            data=json.dumps({"query": gql}).encode(),
+            headers={"content-type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            body = json.loads(r.read())
+        entries = body["data"]["workspaceOrError"]["locationEntries"]
+        last[:] = [(e["name"], e["loadStatus"]) for e in entries]
+        for entry in entries:
+            loaded = entry["locationOrLoadError"] or {}
+            if loaded.get("__typename") == "PythonError":
+                raise AssertionError(f"code location {entry['name']} failed to load: {loaded['message']}")
+        jobs[:] = [
+            j["name"]
+            for e in entries
+            for repo in (e["locationOrLoadError"] or {}).get("repositories", [])
+            for j in repo["jobs"]
+        ]
         return bool(jobs)
 
     try:
         wait_for(up, timeout=90)
-        wait_for(location_loaded, timeout=60)
+        try:
+            wait_for(location_loaded, timeout=240)
+        except AssertionError as exc:
+            proc.kill()
+            raise AssertionError(f"{exc}; locations {last}; output:\n{proc.communicate()[0]}") from exc
         assert {"ingest_daily", "train", "retrain", "walkforward", "promote"} <= set(jobs)
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
