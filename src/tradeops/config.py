@@ -248,6 +248,24 @@ class ServiceConfig(_Section):
     log_batch_wait_ms: float = Field(1.0, ge=0, description="how long a commit waits to group more rows")
 
 
+class MonitorConfig(_Section):
+    """Monitoring (``tradeops monitor``): windows in trading days (sessions), thresholds unitless."""
+
+    rules_path: Path | None = Field(None, description="rules YAML; default: the bundled rules (tradeops/monitor)")
+    window_days: int = Field(20, ge=2, description="recent served sessions compared with the training reference")
+    psi_bins: int = Field(10, ge=2, le=100, description="quantile bins of the reference for PSI")
+    psi_threshold: float = Field(0.25, gt=0, description="per-feature PSI above this counts as drifted")
+    ks_pvalue: float = Field(0.01, gt=0, lt=1, description="per-feature KS p-value below this counts as drifted")
+    max_rows: int = Field(
+        200_000, ge=100, description="most recent logged rows read per pass (a uniform subsample beyond)"
+    )
+    domain_sample: int = Field(2_000, ge=50, description="rows per side for the multivariate domain classifier")
+    reference_rows: int = Field(2_000, ge=50, description="training rows kept with the model as drift reference")
+    quality_window: int = Field(60, ge=5, description="matured served sessions in the rolling live-quality window")
+    trading_window: int = Field(60, ge=5, description="sessions of paper trading in the rolling trading metrics")
+    seed: int = 0
+
+
 class Settings(BaseSettings):
     """The whole configuration. ``home`` holds all state; deleting it resets everything."""
 
@@ -271,6 +289,7 @@ class Settings(BaseSettings):
     )
     pipelines: PipelinesConfig = PipelinesConfig()
     service: ServiceConfig = ServiceConfig()
+    monitor: MonitorConfig = MonitorConfig()
 
     @classmethod
     def settings_customise_sources(
