@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,10 @@ from tradeops.model import tracking
 from tradeops.model.backtest import Costs
 from tradeops.model.blessing import BlessingConfig, Candidate, Decision, bless
 from tradeops.model.onnx_runtime import OnnxPredictor
-from tradeops.model.package import FeatureSetMismatch, SignalBundle, load_bundle, write_bundle
+
+if TYPE_CHECKING:
+    from tradeops.monitor.reference import TrainingReference
+from tradeops.model.package import PROBA_COLUMNS, FeatureSetMismatch, SignalBundle, load_bundle, write_bundle
 from tradeops.model.windows import (
     Evaluation,
     WindowData,
@@ -639,6 +643,30 @@ def bless_candidate(settings: Settings, prepared: PreparedWindow, evaluation: Ca
     return BlessingOutcome(decision, champ_version, comparison)
 
 
+def training_reference(
+    settings: Settings, prepared: PreparedWindow, names: list[str], evaluation: CandidateEvaluation
+) -> TrainingReference:
+    """What monitoring compares served traffic with: a subsample of the fit rows (raw features), their class mix,
+    and the candidate's test-window signals and probabilities (``monitor.psi_bins``/``reference_rows``/``seed``)."""
+    from tradeops.monitor.reference import build_reference
+
+    cfg, data, preds = settings.monitor, prepared.data, evaluation.preds
+    fold = prepared.fold
+    return build_reference(
+        data.fit[names],
+        data.fit[LABEL_COLUMN],
+        preds["signal"],
+        preds[list(PROBA_COLUMNS)].to_numpy(dtype="float64"),
+        bins=cfg.psi_bins,
+        rows=cfg.reference_rows,
+        seed=cfg.seed,
+        window={
+            "fit": f"{_day(fold.train_start)}..{_day(fold.train_end)}",
+            "test": f"{_day(fold.test_start)}..{_day(fold.test_end)}",
+        },
+    )
+
+
 def register_candidate(
     settings: Settings,
     prepared: PreparedWindow,
@@ -700,6 +728,9 @@ def register_candidate(
             golden_rows=golden,
             model_card=card,
         )
+        from tradeops.monitor.reference import save_reference
+
+        save_reference(training_reference(settings, p, bundle.feature_names, evaluation), bundle_dir)
         load_bundle(bundle_dir)  # the golden set must hold through the serving path before registering
         example = golden[bundle.feature_names].head(2).astype("float64")
         model_uri = tracking.log_bundle_model(
