@@ -252,7 +252,9 @@ class MonitorConfig(_Section):
     """Monitoring (``tradeops monitor``): windows in trading days (sessions), thresholds unitless."""
 
     rules_path: Path | None = Field(None, description="rules YAML; default: the bundled rules (tradeops/monitor)")
-    window_days: int = Field(20, ge=2, description="recent served sessions compared with the training reference")
+    window_days: int = Field(
+        60, ge=2, description="recent served sessions compared with the training reference (>= 30 rows needed)"
+    )
     psi_bins: int = Field(10, ge=2, le=100, description="quantile bins of the reference for PSI")
     psi_threshold: float = Field(0.25, gt=0, description="per-feature PSI above this counts as drifted")
     ks_pvalue: float = Field(0.01, gt=0, lt=1, description="per-feature KS p-value below this counts as drifted")
@@ -263,6 +265,9 @@ class MonitorConfig(_Section):
     reference_rows: int = Field(2_000, ge=50, description="training rows kept with the model as drift reference")
     quality_window: int = Field(60, ge=5, description="matured served sessions in the rolling live-quality window")
     trading_window: int = Field(60, ge=5, description="sessions of paper trading in the rolling trading metrics")
+    service_url: str | None = Field(
+        None, description="the running signal service (e.g. http://127.0.0.1:8000); its /metrics feeds service.*"
+    )
     seed: int = 0
 
 

@@ -12,7 +12,7 @@ from logrows import upgrade_concurrently
 
 from tradeops.deploy import predlog
 
-TABLES = {"predictions", "api_keys", "audit", "service_state"}
+TABLES = {"predictions", "api_keys", "audit", "service_state", "monitor_events", "monitor_metrics"}
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def test_upgrade_from_an_empty_database_creates_every_table(url):
     assert tables(url) == set()
     predlog.upgrade(url)
     assert tables(url) == TABLES | {"alembic_version"}
-    assert predlog.current_revision(url) == predlog.head_revision() == "0002"
+    assert predlog.current_revision(url) == predlog.head_revision() == "0003"
 
 
 def test_upgrade_twice_is_a_no_op_and_keeps_rows(url):
@@ -58,14 +58,14 @@ def test_migration_matches_the_table_definitions(url):
 
 def test_concurrent_upgrades_of_a_fresh_database_all_succeed(url):
     assert upgrade_concurrently(url) == []
-    assert predlog.current_revision(url) == "0002"
+    assert predlog.current_revision(url) == "0003"
 
 
 def test_upgrade_works_on_an_in_memory_engine():
     engine = predlog.make_engine("sqlite://")
     predlog.upgrade(engine)
     assert set(sa.inspect(engine).get_table_names()) == TABLES | {"alembic_version"}
-    assert predlog.current_revision(engine) == "0002"
+    assert predlog.current_revision(engine) == "0003"
 
 
 def test_open_database_creates_the_folder_and_upgrades(tmp_path):

@@ -21,6 +21,7 @@ from tradeops.cli.features import app as features_app
 from tradeops.cli.features import run_build, write_report
 from tradeops.cli.keys import register as register_keys_commands
 from tradeops.cli.model import register as register_model_commands
+from tradeops.cli.monitor import register as register_monitor_commands
 from tradeops.cli.pipelines import register as register_pipelines_commands
 from tradeops.cli.serve import register as register_serve_commands
 from tradeops.config import CONFIG_FILE_ENV, Settings, load_settings
@@ -39,6 +40,7 @@ register_model_commands(app)
 register_pipelines_commands(app)
 register_keys_commands(app)
 register_serve_commands(app)
+register_monitor_commands(app)
 
 
 class SourceName(str, Enum):
@@ -206,6 +208,35 @@ def demo_challenger(settings: Settings):
         return train_model(quick, preset="cnn-ta", tickers=["IBM"], epochs=1)
 
 
+def demo_monitoring(settings: Settings, day: str):
+    """One monitoring pass as of the demo's date with the bundled rules; a retrain a rule asks for is written as a
+    request for the Dagster retrain sensor (the demo does not train a third model), every other action runs."""
+    from tradeops.cli.monitor import print_pass
+    from tradeops.data.calendar import parse_day
+    from tradeops.deploy.notify import local_receiver
+    from tradeops.deploy.predlog import open_database
+    from tradeops.monitor.actions import ActionContext
+    from tradeops.monitor.run import monitor_pass, report_path
+
+    engine = open_database(settings.service_database_url)
+    try:
+        with local_receiver() as hook:  # alerts go to a receiver on 127.0.0.1 unless a webhook is configured
+            url = settings.pipelines.alert_webhook_url or hook.url
+            demo = settings.model_copy(
+                update={"pipelines": settings.pipelines.model_copy(update={"alert_webhook_url": url})}
+            )
+            ctx = ActionContext(settings=demo, engine=engine)
+            result = monitor_pass(demo, parse_day(day), context=ctx, report=report_path(settings))
+    finally:
+        engine.dispose()
+    print_pass(result.to_dict())
+    if not settings.pipelines.alert_webhook_url:
+        console.print(f"alerts posted to a local webhook receiver: {len(hook.bodies)}", highlight=False)
+    if result.failed_actions:
+        raise TradeopsError(f"monitoring: [actions] {len(result.failed_actions)} action(s) failed")
+    return result
+
+
 @app.command("demo")
 def demo_cmd(ctx: typer.Context) -> None:
     """Run the whole lifecycle built so far on the bundled sample and say where to look."""
@@ -223,7 +254,7 @@ def demo_cmd(ctx: typer.Context) -> None:
         update={"source": "sample", "source_path": None, "universe": tuple(tickers), "train_tickers": ("IBM",)}
     )
     settings = base.model_copy(update={"pipelines": pipelines})
-    steps = 5
+    steps = 6
     try:
         day = latest_source_date(settings, tickers, sample).isoformat()
         console.rule(f"[bold]1/{steps} Data: ingest_daily {day} through the Dagster graph (checks, versions)")
@@ -256,7 +287,9 @@ def demo_cmd(ctx: typer.Context) -> None:
         from tradeops.cli.serve import run_service_demo
 
         served = run_service_demo(settings, console)
-        console.rule(f"[bold]5/{steps} Data: catalog (datasets, versions, validation status, lineage)")
+        console.rule(f"[bold]5/{steps} Monitoring: data and prediction drift, live quality, paper trading, rules")
+        monitoring = demo_monitoring(settings, day)
+        console.rule(f"[bold]6/{steps} Data: catalog (datasets, versions, validation status, lineage)")
         catalog_tables(build_catalog(lake_for(settings)), console)
     except TradeopsError as exc:
         fail(exc)
@@ -277,6 +310,7 @@ def demo_cmd(ctx: typer.Context) -> None:
         + f"dagster runs:   ingest_daily {runs}; train {train_run.run_id} (instance {settings.dagster_home})\n"
         f"service:        tradeops serve | tradeops keys list (prediction log {settings.service_database_url}, "
         f"demo served at {served['url']})\n"
+        f"monitoring:     {monitoring.report} | tradeops monitor --as-of {day}\n"
         f"pipelines:      tradeops ui dagster | tradeops pipelines list | tradeops pipelines run train --date {day}\n"
         f"next:           tradeops features show IBM --date 2010-06-01 | tradeops walkforward --preset "
         f"cnn-ta --tickers AAPL,IBM,MSFT --train-years 5 --test-years 2007-2012",

@@ -180,6 +180,7 @@ def run_service_demo(settings: Settings, console: Console) -> dict:
         if skipped:
             console.print(f"  no served model for {', '.join(skipped)} (not trained)", highlight=False)
         out["routing"] = _canary_demo(base, operator, reader, models["models"], ranges, console)
+        out["history"] = _history_traffic(base, reader, models["models"], ranges, console)
     finally:
         out["exit_code"] = stop_service(proc)
     console.print("service stopped")
@@ -205,6 +206,25 @@ def _print_shadow(settings: Settings, request_id: str, console: Console) -> None
             f"(logged, not returned); champion v{row['champion_version']} said {row['champion_signal']}",
             highlight=False,
         )
+
+
+def _history_traffic(base: str, reader: str, models: list[dict], ranges: dict, console: Console) -> dict:
+    """Signals for each served ticker's last 120 sessions in one batch per ticker (what monitoring reads: served
+    feature rows for drift, signals for live quality once labels mature and for paper trading)."""
+    from tradeops.data.calendar import trading_dates
+
+    answered = 0
+    tickers = sorted({t for m in models for t in m["universe"] if t in ranges})
+    for ticker in tickers:
+        days = [d.isoformat() for d in trading_dates(ranges[ticker][0], ranges[ticker][1])][-120:]
+        status, res = http(
+            "POST", f"{base}/v1/signals:batch", {"items": [{"ticker": ticker, "as_of": d} for d in days]}, token=reader
+        )
+        if status != 200:
+            raise TradeopsError(f"history traffic: [batch] {ticker} answered HTTP {status}: {res}")
+        answered += sum(1 for r in res["results"] if "signal" in r)
+    console.print(f"served {answered} signals for the last 120 sessions of {', '.join(tickers)} (logged)")
+    return {"tickers": tickers, "answered": answered}
 
 
 def _canary_demo(base: str, operator: str, reader: str, models: list[dict], ranges: dict, console: Console) -> dict:

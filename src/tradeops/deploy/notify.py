@@ -6,9 +6,14 @@ Errors name the webhook's host and the HTTP status only, never the full URL (a h
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Mapping
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,3 +88,37 @@ def post_alert(url: str, payload: Mapping[str, Any], *, timeout: float = DEFAULT
             f"({redact(response.text, limit=200)!r})"
         )
     return response.status_code
+
+
+@dataclass
+class LocalReceiver:
+    """A webhook receiver on 127.0.0.1 (the demo's alert target): ``url`` and every JSON body POSTed to it."""
+
+    url: str = ""
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+
+
+@contextmanager
+def local_receiver() -> Iterator[LocalReceiver]:
+    """Run a :class:`LocalReceiver` in a thread for the duration of the block."""
+    receiver = LocalReceiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            length = int(self.headers.get("Content-Length", 0))
+            receiver.bodies.append(json.loads(self.rfile.read(length) or b"{}"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/tradeops-alerts"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()

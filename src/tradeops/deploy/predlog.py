@@ -655,3 +655,144 @@ def open_database(url: str) -> sa.Engine:
     engine = make_engine(url)
     upgrade(engine)
     return engine
+
+
+# ------------------------------------------------------------------------------------------------------- monitoring
+
+# One row per rule evaluation that found its condition true (fired, held back, carried out or failed), with the
+# metric's evidence and the action's result: the audit trail of monitoring. ``as_of`` is the monitored trading date.
+monitor_events = sa.Table(
+    "monitor_events",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("as_of", sa.Date(), nullable=False),
+    sa.Column("model", sa.String(200), nullable=False),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("metric", sa.String(64), nullable=False),
+    sa.Column("value", sa.Float(), nullable=True),
+    sa.Column("threshold", sa.Float(), nullable=False),
+    sa.Column("comparison", sa.String(2), nullable=False),
+    sa.Column("severity", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("evidence", sa.JSON(), nullable=False),
+    sa.Column("result", sa.JSON(), nullable=False),
+    sa.Index("ix_monitor_events_model_rule_as_of", "model", "rule", "as_of"),
+    sa.Index("ix_monitor_events_at", "at"),
+)
+
+# Every metric of every monitoring pass (the report draws them over time); re-running a date replaces its rows.
+monitor_metrics = sa.Table(
+    "monitor_metrics",
+    metadata,
+    sa.Column("as_of", sa.Date(), primary_key=True),
+    sa.Column("model", sa.String(200), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Float(), nullable=True),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("window", sa.String(200), nullable=False),
+    sa.Column("evidence", sa.JSON(), nullable=False),
+)
+
+EVENT_STATUSES = ("fired", "suppressed", "done", "failed")
+_EVENT_FIELDS = tuple(c.name for c in monitor_events.columns if c.name != "id")
+
+
+def record_metrics(engine: sa.Engine, as_of: dt.date, metrics: Sequence[Any]) -> int:
+    """Store one pass's metrics (``tradeops.monitor.metrics.Metric``) for trading date ``as_of``, replacing the
+    rows an earlier pass of the same date stored for the same models; returns the number of rows written."""
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for m in metrics:  # the last of a repeated (model, name) wins, as a re-run would
+        rows[(m.model, m.name)] = {
+            "as_of": as_of,
+            "model": m.model,
+            "name": m.name,
+            "value": None if m.value is None else float(m.value),
+            "reason": m.reason,
+            "window": m.window or "",
+            "evidence": dict(m.evidence),
+        }
+    models = sorted({model for model, _ in rows})
+    with engine.begin() as conn:
+        if models:
+            conn.execute(
+                sa.delete(monitor_metrics).where(monitor_metrics.c.as_of == as_of, monitor_metrics.c.model.in_(models))
+            )
+            conn.execute(monitor_metrics.insert(), list(rows.values()))
+    return len(rows)
+
+
+def metric_history(
+    engine: sa.Engine, *, model: str | None = None, names: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
+    """Stored metrics ordered by (as_of, model, name): as_of, model, name, value (None: not computable), reason,
+    window, evidence. ``pd.DataFrame(metric_history(...))`` gives the frame the report draws."""
+    query = sa.select(monitor_metrics).order_by(
+        monitor_metrics.c.as_of, monitor_metrics.c.model, monitor_metrics.c.name
+    )
+    if model is not None:
+        query = query.where(monitor_metrics.c.model == model)
+    if names is not None:
+        query = query.where(monitor_metrics.c.name.in_(list(names)))
+    with engine.connect() as conn:
+        return [_row_dict(r) for r in conn.execute(query)]
+
+
+def _check_status(status: str) -> None:
+    if status not in EVENT_STATUSES:
+        raise UsageError(f"monitor event: [status] {status!r} is not one of {', '.join(EVENT_STATUSES)}")
+
+
+def record_event(engine: sa.Engine, **fields: Any) -> int:
+    """Insert one ``monitor_events`` row and return its id. Fields: as in the table (``at`` defaults to now, UTC;
+    ``evidence``/``result`` to ``{}``, ``reason`` to ``None``); an unknown or missing field is a UsageError."""
+    row = {"at": utcnow(), "reason": None, "evidence": {}, "result": {}, **fields}
+    unknown = sorted(set(row) - set(_EVENT_FIELDS))
+    if unknown:
+        raise UsageError(f"monitor event: unknown field(s) {', '.join(unknown)}")
+    absent = [f for f in _EVENT_FIELDS if f not in row]
+    if absent:
+        raise UsageError(f"monitor event: missing field(s) {', '.join(absent)}")
+    _check_status(row["status"])
+    with engine.begin() as conn:
+        pk = conn.execute(monitor_events.insert().values(**row)).inserted_primary_key
+    if pk is None:  # pragma: no cover - every supported backend reports the new id
+        raise TradeopsError("[monitor_events] the database did not return the new event's id")
+    return int(pk[0])
+
+
+def update_event(engine: sa.Engine, id: int, status: str, result: dict[str, Any], *, reason: str | None = None) -> None:
+    """Set an event's ``status`` and ``result`` (and ``reason`` when given: why it failed). Unknown id: UsageError."""
+    _check_status(status)
+    values: dict[str, Any] = {"status": status, "result": dict(result)}
+    if reason is not None:
+        values["reason"] = reason
+    with engine.begin() as conn:
+        done = conn.execute(sa.update(monitor_events).where(monitor_events.c.id == int(id)).values(**values))
+    if done.rowcount == 0:
+        raise UsageError(f"monitor event {id}: [not_found] no such event")
+
+
+def events(
+    engine: sa.Engine,
+    *,
+    model: str | None = None,
+    since: dt.date | dt.datetime | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Monitoring events oldest first (the last ``limit`` when given). ``since``: a date keeps ``as_of >= since``,
+    a UTC-aware datetime keeps ``at >= since``."""
+    query = sa.select(monitor_events).order_by(monitor_events.c.id.desc() if limit else monitor_events.c.id)
+    if model is not None:
+        query = query.where(monitor_events.c.model == model)
+    if isinstance(since, dt.datetime):
+        query = query.where(monitor_events.c.at >= since)
+    elif isinstance(since, dt.date):
+        query = query.where(monitor_events.c.as_of >= since)
+    if limit:
+        query = query.limit(int(limit))
+    with engine.connect() as conn:
+        rows = [_row_dict(r) for r in conn.execute(query)]
+    return rows[::-1] if limit else rows

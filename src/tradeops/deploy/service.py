@@ -7,20 +7,22 @@ app). Routing and the kill switch are per process (each worker holds its own; ``
 """
 
 import asyncio
+import email.message
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tradeops.config import Settings
@@ -181,6 +183,82 @@ def _validation_body(exc: RequestValidationError) -> dict[str, Any]:
     return {"error": first["error"], "field": first["field"], "rule": first["rule"], "errors": errors[:20]}
 
 
+_M = TypeVar("_M", bound=BaseModel)
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
+
+
+def _is_json(content_type: str | None) -> bool:
+    """Whether FastAPI decodes a body of this ``content-type`` as JSON: ``application/json`` or ``application/*+json``
+    (parameters such as ``charset`` allowed). No content type is not JSON (FastAPI's strict content type)."""
+    if content_type == "application/json":
+        return True
+    if not content_type:
+        return False
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")
+
+
+def _located(exc: ValidationError, *where: str | int) -> list[dict[str, Any]]:
+    """``exc``'s errors with ``where`` in front of each ``loc``, as FastAPI reports a parameter's errors."""
+    return [{**e, "loc": (*where, *e["loc"])} for e in exc.errors(include_url=False)]
+
+
+def _parse_body(model: type[_M], raw: bytes, content_type: str | None) -> tuple[_M | None, list[dict[str, Any]]]:
+    """A request body as ``model``, or the validation errors FastAPI reports for it (``loc`` starting ``body``).
+
+    A valid JSON body is parsed and validated in one pydantic-core pass over the raw bytes (a 225-feature row:
+    ~0.06 ms, against ~0.27 ms for ``json.loads`` + validation of the dict). Anything else is decoded and validated
+    again exactly as FastAPI does (``json.loads``, then the model with ``from_attributes``), so every error is
+    FastAPI's: malformed JSON raises its ``json_invalid`` 422 and undecodable bytes its 400, before authentication,
+    as FastAPI's own handler does."""
+    if not raw:
+        return None, [{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}]
+    data: Any = raw  # not JSON by its content type: FastAPI validates the bytes themselves (a type error)
+    if _is_json(content_type):
+        try:
+            return model.model_validate_json(raw), []
+        except ValidationError:
+            pass  # the error path: FastAPI's decoding and validation below name the error as FastAPI does
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            error = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": "JSON decode error", "input": {}}
+            raise RequestValidationError([{**error, "ctx": {"error": exc.msg}}], body=exc.doc) from exc
+        except Exception as exc:  # noqa: BLE001 - undecodable bytes: FastAPI answers 400
+            raise StarletteHTTPException(400, "There was an error parsing the body") from exc
+    try:
+        return model.model_validate(data, from_attributes=True), []
+    except ValidationError as exc:
+        return None, _located(exc, "body")
+
+
+def _parse_bool_query(value: str | None, name: str) -> tuple[bool, list[dict[str, Any]]]:
+    """An optional boolean query parameter (default False) as FastAPI parses it (``true``/``1``/``yes``/``on``...),
+    or its validation errors (``loc`` ``("query", name)``)."""
+    if value is None:
+        return False, []
+    try:
+        return _BOOL.validate_python(value), []
+    except ValidationError as exc:
+        return False, _located(exc, "query", name)
+
+
+def _route_handled_by(handler: Callable[[Request], Coroutine[Any, Any, Response]]) -> type[APIRoute]:
+    """An ``APIRoute`` class whose requests go to ``handler`` instead of FastAPI's parameter solving. The route's
+    OpenAPI still comes from its endpoint's signature (exactly as for any route); ``handler`` parses the same
+    parameters faster and calls the endpoint."""
+
+    class HandledRoute(APIRoute):
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            return handler
+
+    return HandledRoute
+
+
 class _AuthError(Exception):
     def __init__(self, status: int, message: str, rule: str) -> None:
         super().__init__(message)
@@ -308,30 +386,62 @@ def create_app(
     def key_id(info: Any) -> str | None:
         return None if info is None else info.key_id
 
-    @app.post("/v1/signals", response_model=SignalResponse, responses=_ERRORS)
-    async def signal(
-        body: SignalRequest,
-        key: Reader,
-        explain: Annotated[bool, Query(description="add the top-k feature attributions")] = False,
-    ) -> Response:
+    async def signal_parameters(request: Request, model: type[_M]) -> tuple[_M, Any, bool]:
+        """What FastAPI's parameter solving gives the signal endpoints (the body, the reader's key, ``explain``),
+        with the same answers in the same order: a body that is not JSON (422/400) before authentication, then
+        401/403, then the query's and the body's validation errors together (422)."""
+        body, errors = _parse_body(model, await request.body(), request.headers.get("content-type"))
+        key = await authorize(await bearer(request), "reader")
+        explain, query_errors = _parse_bool_query(request.query_params.get("explain"), "explain")
+        if errors or query_errors or body is None:
+            raise RequestValidationError(query_errors + errors)
+        return body, key, explain
+
+    def handled_route(endpoint: Callable[[_M, Any, bool], Awaitable[Response]], model: type[_M]) -> type[APIRoute]:
+        async def handle(request: Request) -> Response:
+            body, key, explain = await signal_parameters(request, model)
+            return await endpoint(body, key, explain)
+
+        return _route_handled_by(handle)
+
+    ExplainQuery = Annotated[bool, Query(description="add the top-k feature attributions")]
+
+    # The two signal endpoints are the hot path: their parameters (declared below for the OpenAPI document, which
+    # is what FastAPI generates from these signatures) are parsed by ``signal_parameters`` (one pydantic-core pass
+    # over the raw body) instead of FastAPI's dependency solving; errors and their order are FastAPI's.
+
+    async def signal(body: SignalRequest, key: Reader, explain: ExplainQuery = False) -> Response:
         """One signal for a ticker: from stored data (``as_of``), caller bars or a feature row."""
         t0 = time.perf_counter()
         answer = await service.answer(body.to_input(), key_id=key_id(key), explain=explain)
         metrics.observe_latency("/v1/signals", time.perf_counter() - t0)
         return _json(answer)
 
-    @app.post("/v1/signals:batch", response_model=BatchResponse, responses=_ERRORS)
-    async def signal_batch(
-        body: BatchRequest,
-        key: Reader,
-        explain: Annotated[bool, Query(description="add the top-k feature attributions")] = False,
-    ) -> Response:
+    app.router.add_api_route(
+        "/v1/signals",
+        signal,
+        methods=["POST"],
+        response_model=SignalResponse,
+        responses=_ERRORS,
+        route_class_override=handled_route(signal, SignalRequest),
+    )
+
+    async def signal_batch(body: BatchRequest, key: Reader, explain: ExplainQuery = False) -> Response:
         """Up to ``service.max_batch`` items; one result or one error (with its status) per item, in order."""
         t0 = time.perf_counter()
         items = [r.to_input(f"body.items.{i}") for i, r in enumerate(body.items)]
         results = await service.answer_batch(items, key_id=key_id(key), explain=explain)
         metrics.observe_latency("/v1/signals:batch", time.perf_counter() - t0)
         return _json({"results": results})
+
+    app.router.add_api_route(
+        "/v1/signals:batch",
+        signal_batch,
+        methods=["POST"],
+        response_model=BatchResponse,
+        responses=_ERRORS,
+        route_class_override=handled_route(signal_batch, BatchRequest),
+    )
 
     @app.get("/v1/models", responses=_ERRORS)
     async def models(key: Reader) -> Response:
@@ -356,6 +466,25 @@ def create_app(
             "halted": service.halt.halted,
         }
         return _json(body, 200 if ms.ready else 503)
+
+    @app.get("/dashboard", responses={**_ERRORS, 404: {"model": ErrorResponse}}, response_class=Response)
+    async def dashboard(key: Reader) -> Response:
+        """The monitoring report (HTML) the last `tradeops monitor --report` / monitor job wrote."""
+        from tradeops.monitor.run import report_path
+
+        path = report_path(settings)
+        try:
+            html = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            return _json(
+                {
+                    "error": f"[dashboard] no monitoring report at {path} yet: run `tradeops monitor --report {path}`",
+                    "field": "dashboard",
+                    "rule": "not_found",
+                },
+                404,
+            )
+        return Response(content=html, media_type="text/html; charset=utf-8")
 
     @app.get("/metrics")
     async def prometheus() -> Response:

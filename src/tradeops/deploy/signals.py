@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -321,13 +321,31 @@ class SignalService:
         return row, vec.date.date()
 
     def features_row(self, item: SignalInput, served: ServedModel) -> np.ndarray:
-        """A caller-computed feature row, names checked against the champion's feature set."""
+        """A caller-computed feature row in the champion's feature order, names checked against its feature set
+        (one pass on the hot path: each feature looked up once; the names are compared only on a failure)."""
         if item.features is None:
             raise TradeopsError("features_row needs a features request")
-        names = served.champion.feature_names
+        layout = served.champion.layout
+        names = layout.feature_names
+        given = item.features
+        try:
+            row = np.array([given[n] for n in names], dtype=np.float64)
+        except KeyError:
+            self._raise_feature_names(item, served)
+        if len(given) != len(layout.name_set):  # every feature given, so more names means an unknown one
+            self._raise_feature_names(item, served)
+        bad = np.flatnonzero(~np.isfinite(row))
+        if bad.size:
+            raise RequestError(422, f"{item.field}.features.{names[int(bad[0])]}", "finite", "must be a finite number")
+        return row
+
+    def _raise_feature_names(self, item: SignalInput, served: ServedModel) -> NoReturn:
+        """The 422 of a feature row whose names are not the champion's feature set: unknown names first, then
+        missing ones."""
+        given = item.features or {}
         f = f"{item.field}.features"
         known = served.champion.layout.name_set
-        unknown = [n for n in item.features if n not in known]
+        unknown = [n for n in given if n not in known]
         if unknown:
             raise RequestError(
                 422,
@@ -336,20 +354,14 @@ class SignalService:
                 f"{len(unknown)} name(s) are not features of {served.name}'s feature set "
                 f"{served.champion.feature_set_version}: {', '.join(unknown[:5])}{'...' if len(unknown) > 5 else ''}",
             )
-        missing = [n for n in names if n not in item.features]
-        if missing:
-            raise RequestError(
-                422,
-                f,
-                "missing_feature",
-                f"{len(missing)} feature(s) of {served.name}'s feature set are missing: "
-                f"{', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}",
-            )
-        row = np.fromiter((item.features[n] for n in names), dtype=np.float64, count=len(names))
-        bad = np.flatnonzero(~np.isfinite(row))
-        if bad.size:
-            raise RequestError(422, f"{f}.{names[int(bad[0])]}", "finite", "must be a finite number")
-        return row
+        missing = [n for n in served.champion.feature_names if n not in given]
+        raise RequestError(
+            422,
+            f,
+            "missing_feature",
+            f"{len(missing)} feature(s) of {served.name}'s feature set are missing: "
+            f"{', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}",
+        )
 
     def bars_row(self, item: SignalInput, served: ServedModel) -> tuple[np.ndarray, date]:
         """Features of caller-supplied bars: the ingestion contract, then the training feature code."""

@@ -89,3 +89,32 @@ def load_registered(
         bundle = load_bundle(bundle_path(Path(local)), expected_feature_set_version=expected_feature_set_version)
     bundle.model_name, bundle.model_version = name, version
     return bundle
+
+
+def load_registered_reference(settings: Settings, name: str, alias_or_version: str = "champion"):
+    """``(meta, reference, problem)`` of a registered model version: its bundle's ``meta.json`` (tickers, fold,
+    versions) and the training reference (``tradeops.monitor.reference.TrainingReference``) stored at training time.
+    ``reference`` is ``None`` and ``problem`` says why when the version stores none (trained before references were
+    kept: retrain it) or it cannot be read. :class:`TradeopsError` when the artifacts themselves cannot be read."""
+    import json
+
+    import mlflow
+
+    from tradeops.model import registry as reg
+    from tradeops.monitor.reference import load_reference
+
+    client = reg.client(settings)
+    version = resolve_version(client, name, alias_or_version)
+    with tempfile.TemporaryDirectory(prefix="tradeops-reference-") as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
+            directory = bundle_path(Path(local))
+            meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+        except Exception as exc:  # noqa: BLE001 - MLflow raises store-specific types; report, never default
+            raise TradeopsError(
+                f"{name} v{version}: its artifacts cannot be read ({type(exc).__name__}: {exc})"
+            ) from exc
+        try:
+            return meta, load_reference(directory), None
+        except TradeopsError as exc:
+            return meta, None, f"{name} v{version}: {exc}"

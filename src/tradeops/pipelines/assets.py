@@ -17,12 +17,13 @@ from dagster import AssetExecutionContext
 from tradeops.config import Settings
 from tradeops.data.calendar import parse_day
 from tradeops.data.staging import LandingFileSource, StagedFile, ingest_staged, stage_raw
+from tradeops.errors import TradeopsError
 from tradeops.model import training as tr
 from tradeops.pipelines.partitions import split_key
 from tradeops.pipelines.resources import LOCK_WAIT_SECONDS, SETTINGS_KEY
 from tradeops.pipelines.sensors import LANDING_FILE_TAG, LANDING_SHA_TAG, TICKERS_TAG
 
-DATA, FEATURES, MODEL = "data", "features", "model"
+DATA, FEATURES, MODEL, MONITORING = "data", "features", "model", "monitoring"
 TRAINING_ASSETS = ("training_window", "candidate_model", "evaluation", "blessing", "registered_model", "champion")
 INGEST_ASSETS = ("raw_bars", "bars", "features", "labels")
 
@@ -295,6 +296,21 @@ def build_assets(
             },
         )
 
+    @dg.asset(
+        partitions_def=dates,
+        group_name=MONITORING,
+        description="One monitoring pass as of the date: data, prediction, quality, trading and service monitors, "
+        "the rules and their actions (a retrain is requested through the retrain sensor), the HTML report.",
+    )
+    def monitoring(context: AssetExecutionContext, tradeops: dg.ResourceParam[Settings]):
+        from tradeops.monitor.run import monitor_pass, report_path
+
+        day, _ = _key(context)
+        result = monitor_pass(tradeops, parse_day(day), report=report_path(tradeops))
+        if result.failed_actions:
+            raise TradeopsError(f"monitoring {day}: actions failed: {result.failed_actions}")
+        return dg.Output(result.to_dict(), metadata=result.summary())
+
     return [
         raw_bars,
         bars,
@@ -306,6 +322,7 @@ def build_assets(
         registered_model,
         champion,
         walkforward_report,
+        monitoring,
     ]
 
 

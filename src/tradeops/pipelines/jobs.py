@@ -13,7 +13,8 @@ from tradeops.pipelines.assets import INGEST_ASSETS, TRAINING_ASSETS
 from tradeops.pipelines.sensors import MODEL_TAG, MODEL_VERSION_TAG, TRIGGER_TAG
 
 INGEST_DAILY, TRAIN, RETRAIN, PROMOTE, WALKFORWARD = "ingest_daily", "train", "retrain", "promote", "walkforward"
-JOB_NAMES = (INGEST_DAILY, TRAIN, RETRAIN, PROMOTE, WALKFORWARD)
+MONITOR = "monitor"
+JOB_NAMES = (INGEST_DAILY, TRAIN, RETRAIN, PROMOTE, WALKFORWARD, MONITOR)
 PER_TICKER_JOBS = (INGEST_DAILY,)
 
 
@@ -63,5 +64,10 @@ def build_jobs() -> list:
             WALKFORWARD,
             selection=dg.AssetSelection.assets("walkforward_report"),
             description="Walk-forward evaluation as of the date.",
+        ),
+        dg.define_asset_job(
+            MONITOR,
+            selection=dg.AssetSelection.assets("monitoring"),
+            description="Monitoring pass as of the date: monitors, rules, actions, report.",
         ),
     ]
