@@ -110,9 +110,10 @@ def test_rows_waiting_behind_a_commit_are_committed_in_one_batch(db_url, engine)
             assert not any(f.done() for f in futures), "a write returned before its commit"
         wait(futures, timeout=30)
         assert all(f.exception() is None for f in futures)
-        # the writer took at most one row before blocking; everything else waited and went in one transaction
+        # whatever the writer had drained before blocking went in one commit, everything queued behind it in one more
+        # (on a loaded machine the writer may drain several rows while the 20 are still being submitted)
         assert log.commits <= 2
-        assert log.max_batch >= 19
+        assert log.max_batch >= 10
         assert committed_ids(db_url) == {f"req-{i}" for i in range(20)}
 
 
