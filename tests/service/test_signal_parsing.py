@@ -219,3 +219,106 @@ def test_feature_row_in_model_order_and_name_rules(app_client):
     extra = json.dumps({"ticker": "IBM", "features": {**features, "zz_extra": 1.0}})
     r = client.post("/v1/signals", content=extra, headers=h)
     assert r.status_code == 422 and r.json()["rule"] == "unknown_feature" and r.json()["field"] == "body.features"
+
+
+def _norm(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: ("<id>" if k == "request_id" else _norm(v)) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_norm(v) for v in x]
+    return x
+
+
+def test_direct_path_answers_as_the_middleware_stack(app_client):
+    """The same requests through the direct path and (``app.direct`` emptied) through the router and middleware
+    stack: the same statuses, bodies, headers and error metrics."""
+    app, client = app_client
+    _, features, _ = _stored(app)
+    reader = make_key(app, "reader")["Authorization"]
+    operator = make_key(app, "operator")["Authorization"]
+    as_of = json.dumps({"ticker": "IBM", "as_of": LAST_SAMPLE_DAY.isoformat()})
+    cases = [
+        ("/v1/signals", json.dumps({"ticker": "IBM", "features": features}), reader, JSON),
+        ("/v1/signals?explain=true", as_of, reader, JSON),
+        ("/v1/signals", as_of, operator, JSON),
+        ("/v1/signals", as_of, None, JSON),
+        ("/v1/signals", as_of, "Bearer nope", JSON),
+        ("/v1/signals", as_of, reader, None),
+        ("/v1/signals", '{"ticker": "IBM", "as_of": ', None, JSON),
+        ("/v1/signals", '{"ticker": "IBM", "as_of": "2012-06-01", "colour": "red"}', reader, JSON),
+        ("/v1/signals?explain=maybe", '{"ticker": 7}', reader, JSON),
+        ("/v1/signals", '{"ticker": "ZZZZ", "as_of": "2012-06-01"}', reader, JSON),
+        (
+            "/v1/signals:batch",
+            json.dumps({"items": [json.loads(as_of), {"ticker": "ZZZ", "as_of": "2012-06-01"}]}),
+            reader,
+            JSON,
+        ),
+        ("/v1/signals:batch", '{"items": []}', reader, JSON),
+    ]
+
+    def answers() -> list[tuple[int, Any, str | None]]:
+        out = []
+        for path, body, auth, content_type in cases:
+            headers = {k: v for k, v in (("authorization", auth), ("content-type", content_type)) if v}
+            r = client.post(path, content=body.encode(), headers=headers)
+            out.append((r.status_code, _norm(r.json()), r.headers.get("www-authenticate")))
+        return out
+
+    def errors() -> list[str]:
+        text = client.get("/metrics").text
+        return sorted(line for line in text.splitlines() if line.startswith("tradeops_errors_total"))
+
+    through_stack: list[str] = []
+    stack_app = app.middleware_stack or app.build_middleware_stack()
+
+    async def counting(scope, receive, send):
+        through_stack.append(scope.get("path", ""))
+        await stack_app(scope, receive, send)
+
+    app.middleware_stack = counting
+    assert set(app.direct) == {"/v1/signals", "/v1/signals:batch"}
+    direct, direct_errors = answers(), errors()
+    assert not [p for p in through_stack if p.startswith("/v1/signals")]  # none of them went through the stack
+    saved, app.direct = app.direct, {}
+    try:
+        stack = answers()
+    finally:
+        app.direct = saved
+    assert len([p for p in through_stack if p.startswith("/v1/signals")]) == len(cases)
+    assert [s for s, _, _ in direct] == [200, 200, 200, 401, 401, 422, 422, 422, 422, 404, 200, 422]
+    assert direct == stack
+    # every error was counted once per pass: the stack's pass doubled the direct pass's counts
+    doubled = [line.rsplit(" ", 1) for line in errors()]
+    assert [(k, float(v)) for k, v in doubled] == [
+        (k, 2 * float(v)) for k, v in (x.rsplit(" ", 1) for x in direct_errors)
+    ]
+
+
+def test_direct_path_internal_error_is_a_logged_500(make_app, monkeypatch):
+    app, _ = make_app()
+    client = TestClient(app, raise_server_exceptions=False)
+    h = {**make_key(app, "reader"), "content-type": JSON}
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app.state.service, "answer", broken)
+    body = json.dumps({"ticker": "IBM", "as_of": LAST_SAMPLE_DAY.isoformat()})
+    r = client.post("/v1/signals", content=body, headers=h)
+    assert r.status_code == 500 and r.json()["rule"] == "internal" and "RuntimeError" in r.json()["error"]
+    with pytest.raises(RuntimeError, match="boom"):  # raised on after the answer, as ServerErrorMiddleware does
+        TestClient(app).post("/v1/signals", content=body, headers=h)
+    assert 'tradeops_errors_total{endpoint="/v1/signals",kind="internal"} 2.0' in client.get("/metrics").text
+
+
+def test_direct_path_only_without_middleware_or_root_path():
+    from starlette.middleware.gzip import GZipMiddleware
+
+    from tradeops.deploy.service import _ServiceApp
+
+    app = _ServiceApp()
+    assert app._direct_allowed({"root_path": ""})
+    assert not app._direct_allowed({"root_path": "/api"})
+    app.add_middleware(GZipMiddleware)
+    assert not app._direct_allowed({"root_path": ""})
