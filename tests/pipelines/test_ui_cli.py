@@ -133,7 +133,12 @@ def test_real_webserver_and_daemon_start_and_stop_on_sigint(tmp_path):
 
     def up() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(proc.stdout.read() if proc.stdout else "exited")
+            # communicate with a timeout, not read(): a child still holding the pipe would block read() forever
+            try:
+                out = proc.communicate(timeout=30)[0]
+            except subprocess.TimeoutExpired:
+                out = "(no end of output within 30 s: a child process still holds the pipe)"
+            raise AssertionError(f"tradeops ui dagster exited with {proc.returncode}:\n{out}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=1) as r:
                 return r.status == 200

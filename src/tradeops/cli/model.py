@@ -293,9 +293,12 @@ def ui_cmd(
     settings = settings_of(ctx)
     if which == "dagster":
         from tradeops.cli.supervise import supervise
-        from tradeops.pipelines.instance import ensure_dagster_home
+        from tradeops.pipelines.instance import ensure_dagster_home, instance_for
 
         port = 3000 if port is None else port
+        # Regression: webserver and daemon both created the SQLite storage of a fresh home at once and one died
+        # with "table secondary_indexes already exists". Create (or migrate) it here, once, before either starts.
+        instance_for(settings).dispose()
         env = {
             **os.environ,
             "DAGSTER_HOME": str(ensure_dagster_home(settings)),
