@@ -1,4 +1,8 @@
-"""One typed configuration: defaults < ``tradeops.yaml`` < ``TRADEOPS_*`` env vars < explicit arguments (CLI flags).
+"""One typed configuration: defaults < profile < ``tradeops.yaml`` < ``TRADEOPS_*`` env vars < explicit arguments.
+
+The profile is the named environment (``dev``, ``staging``, ``prod``) selected by ``TRADEOPS_ENV``: the file
+``<TRADEOPS_PROFILE_DIR or ./config>/<name>.yaml``. Unset, no profile applies; set to a name without a file, loading
+fails. The same image runs in every environment; only ``TRADEOPS_ENV`` and the backend URLs differ.
 
 Nested sections are overridden from the environment with a double underscore, e.g.
 ``TRADEOPS_INGEST__STALE_RUN=8``. Secrets (``ALPHAVANTAGE_API_KEY``) are never part of this model: they are read from
@@ -23,6 +27,9 @@ from tradeops.errors import ConfigError
 
 CONFIG_FILE_ENV = "TRADEOPS_CONFIG"
 DEFAULT_CONFIG_FILE = "tradeops.yaml"
+PROFILE_ENV = "TRADEOPS_ENV"
+PROFILE_DIR_ENV = "TRADEOPS_PROFILE_DIR"
+DEFAULT_PROFILE_DIR = "config"
 ALPHAVANTAGE_KEY_ENV = "ALPHAVANTAGE_API_KEY"
 ALPHAVANTAGE_PUBLIC_URL = "https://www.alphavantage.co/query"
 
@@ -305,10 +312,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = config_path()
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if path.is_file():
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        for path in (config_path(), profile_path()):  # earlier wins: tradeops.yaml over the profile
+            if path is not None and path.is_file():
+                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
         return tuple(sources)
 
     @property
@@ -348,6 +355,14 @@ class Settings(BaseSettings):
 def config_path() -> Path:
     """The config file that applies: ``$TRADEOPS_CONFIG`` or ``./tradeops.yaml`` (it need not exist)."""
     return Path(os.environ.get(CONFIG_FILE_ENV, DEFAULT_CONFIG_FILE))
+
+
+def profile_path() -> Path | None:
+    """The profile file ``$TRADEOPS_ENV`` names (``<profile dir>/<name>.yaml``), or ``None`` when it is unset."""
+    name = os.environ.get(PROFILE_ENV, "").strip()
+    if not name:
+        return None
+    return Path(os.environ.get(PROFILE_DIR_ENV, DEFAULT_PROFILE_DIR)) / f"{name}.yaml"
 
 
 def _yaml_marks(path: Path) -> tuple[dict[tuple[str, ...], int], str | None]:
@@ -395,6 +410,16 @@ def load_settings(**overrides: Any) -> Settings:
     """Load and validate the configuration; a bad value is a :class:`ConfigError` naming the field (and, when it
     comes from the config file, the file and line); a malformed file names the file, line and problem."""
     path = config_path()
+    profile = profile_path()
+    if profile is not None and not profile.is_file():
+        raise ConfigError(
+            f"{PROFILE_ENV}={os.environ[PROFILE_ENV].strip()}: no profile file {profile} "
+            f"(profiles are <{PROFILE_DIR_ENV} or ./{DEFAULT_PROFILE_DIR}>/<name>.yaml)"
+        )
+    if profile is not None:
+        _, problem = _yaml_marks(profile)
+        if problem:
+            raise ConfigError(f"invalid configuration profile {problem}")
     marks: dict[tuple[str, ...], int] = {}
     if path.is_file():
         marks, problem = _yaml_marks(path)
