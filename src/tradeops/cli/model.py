@@ -1,4 +1,4 @@
-"""Model-level commands: train, tune, walkforward, promote, rollback, models, ui (thin wrappers)."""
+"""Model-level commands: train, tune, walkforward, promote, rollback, models, reproduce, ui (thin wrappers)."""
 
 from __future__ import annotations
 
@@ -263,6 +263,62 @@ def models_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     models_table(out, console)
 
 
+def reproduce_cmd(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="NAME or NAME@VERSION (a version number or alias; default champion).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Rebuild a registered model from what it recorded (table versions, config, seed, threads, commit, packages),
+    retrain, and verify bit-identical weights and ONNX and identical metrics. Exit 1 naming each difference as
+    data, code, environment or result."""
+    from tradeops.model import registry as reg
+    from tradeops.model.reproduce import parse_model_ref, reproduce
+
+    try:
+        settings = settings_of(ctx)
+        ref, version = parse_model_ref(model)
+        name = reg.resolve_name(settings, ref)
+        with progress_bar() as (bar, task):
+            report = reproduce(
+                settings, name, version or reg.CHAMPION, status=lambda m: bar.update(task, description=m)
+            )
+    except TradeopsError as exc:
+        fail(exc)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2, default=str) + "\n")
+    else:
+        print_reproduce(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def print_reproduce(report) -> None:
+    c = report.checked
+    head = f"{report.name} v{report.version} (run {report.run_id})"
+    if report.ok:
+        console.print(
+            f"{head}: reproduced bit for bit (rebuild run {report.rebuild_run_id}): weights sha256 "
+            f"{c['weights_sha256']}, ONNX sha256 {c['onnx_sha256']}, {c['metrics']} metrics identical; tables "
+            + ", ".join(f"{k} v{v}" for k, v in c["table_versions"].items())
+            + f", commit {c['git_commit']}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    else:
+        console.print(
+            f"{head}: NOT reproduced ({', '.join(report.kinds())}); "
+            + (f"rebuild run {report.rebuild_run_id}" if report.rebuilt else "not rebuilt"),
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        for d in report.differences:
+            console.print(f"  {d}", highlight=False, markup=False, soft_wrap=True)
+    for note in report.notes:
+        console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
+
+
 def dagster_ui_commands(host: str, port: int) -> list[tuple[str, list[str]]]:
     """The two processes of ``tradeops ui dagster``: the webserver and the daemon, on the tradeops code location."""
     from tradeops.pipelines import LOCATION_ARGS
@@ -345,4 +401,5 @@ def register(app: typer.Typer) -> None:
     app.command("promote")(promote_cmd)
     app.command("rollback")(rollback_cmd)
     app.command("models")(models_cmd)
+    app.command("reproduce")(reproduce_cmd)
     app.command("ui")(ui_cmd)
