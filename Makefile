@@ -38,12 +38,16 @@ lint: $(STAMP)
 	  $(VENV)/bin/ruff check src tests bench scripts && $(VENV)/bin/ruff format --check src tests bench scripts; \
 	fi
 
-# Refresh requirements.lock from pyproject.toml's ranges (Python 3.11, Linux x86_64, the dev extra included).
+# Refresh requirements.lock from pyproject.toml's ranges (Python 3.11, Linux x86_64, the dev extra included) and
+# requirements-runtime.lock, the image's subset without the dev extra (constrained to the same versions).
 LOCK_TORCH ?= $(if $(PIP_FIND_LINKS),--find-links $(PIP_FIND_LINKS),--find-links $(TORCH_INDEX)/torch/)
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile pyproject.toml --extra dev --generate-hashes --no-strip-extras \
 	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 $(LOCK_TORCH) \
 	  --custom-compile-command "make lock" --quiet -o requirements.lock
+	$(VENV)/bin/uv pip compile pyproject.toml --generate-hashes --no-strip-extras --constraint requirements.lock \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 $(LOCK_TORCH) \
+	  --custom-compile-command "make lock" --quiet -o requirements-runtime.lock
 
 types: $(STAMP)
 	$(VENV)/bin/mypy
