@@ -737,6 +737,18 @@ def register_candidate(
             p.run_id, bundle_dir, example, bundle.predict_frame(example), feature_set_version=p.fs.version
         )
         log.text(card, "MODEL_CARD.md")
+        from tradeops.report.training import candidate_report  # local: the report level imports the model level
+
+        page = candidate_report(
+            meta=meta,
+            evaluation=evaluation.evaluation,
+            history=clf.history_,
+            model_card=card,
+            preds=evaluation.preds,
+            bars=p.bars,
+            costs=p.costs,
+        )
+        log.text(page, "reports/training.html")
     # Registered with every tag in one call and flagged incomplete: a kill from here on leaves a version that
     # `models` shows as incomplete and `promote` refuses, never an untagged one that looks fine.
     version = reg.register_version(
