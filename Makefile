@@ -33,7 +33,7 @@ demo: $(STAMP)
 # (a source tarball) pre-commit cannot list files: ruff alone then.
 lint: $(STAMP)
 	@if [ -x $(VENV)/bin/pre-commit ] && git rev-parse --git-dir >/dev/null 2>&1; then \
-	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/pre-commit run --all-files --show-diff-on-failure; \
+	  PATH="$(abspath $(VENV))/bin:$$PATH" $(VENV)/bin/pre-commit run --all-files --show-diff-on-failure; \
 	else \
 	  $(VENV)/bin/ruff check src tests bench scripts && $(VENV)/bin/ruff format --check src tests bench scripts; \
 	fi
