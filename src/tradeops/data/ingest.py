@@ -446,6 +446,9 @@ def _ingest_locked(
         report.results.append(v.result)
 
     _write(lake, report, validated, settings)
+    # Every commit of this run is verified and final: compact tables that daily writes have fragmented.
+    for table in (st.BARS, st.STATS, st.REPORTS, st.QUARANTINE, st.LINEAGE):
+        lake.compact(table)
     report.state = "complete"
     report.finished_at = st.utcnow().isoformat()
     report.path = str(save_report(report, settings.reports_dir))
@@ -500,7 +503,9 @@ def _validation_rows(report: IngestReport) -> pd.DataFrame:
 
 def _own_commit(lake: st.Lake, report_id: str, before: int | None) -> int | None:
     """The bars version this run committed (found by its report id in the commit metadata), if any."""
-    for h in lake.history(st.BARS):
+    current = lake.version(st.BARS)
+    limit = None if before is None or current is None else max(current - before, 1)
+    for h in lake.history(st.BARS, limit=limit):
         if before is not None and h["version"] <= before:
             break
         if h.get("report_id") == report_id and h.get("operation") == "ingest":

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -206,6 +207,44 @@ def read_delta(
     return tbl
 
 
+_LATEST: dict[str, tuple[Any, tuple[int, int]]] = {}
+_LATEST_LOCK = threading.Lock()
+
+
+def _first_commit(uri: str) -> tuple[int, int] | None:
+    """Identity of a local table's first commit file (inode, mtime): a table deleted and created again differs."""
+    try:
+        st_ = os.stat(os.path.join(uri, "_delta_log", f"{0:020d}.json"))
+    except OSError:
+        return None
+    return st_.st_ino, st_.st_mtime_ns
+
+
+def _latest(uri: str):
+    """A local table at its latest version: the cached handle updated incrementally (reads only new commits), or a
+    fresh open when none is cached or the table was deleted or created again since (its first commit differs).
+    Tables whose first commit was vacuumed away are opened fresh every time."""
+    from deltalake import DeltaTable
+
+    ident = _first_commit(uri)
+    with _LATEST_LOCK:
+        cached = _LATEST.get(uri)
+        if cached is not None and ident is not None and cached[1] == ident:
+            dt = cached[0]
+            dt.update_incremental()
+            return dt
+        dt = DeltaTable(uri)
+        if ident is not None:
+            _LATEST[uri] = (dt, ident)
+        else:
+            _LATEST.pop(uri, None)
+        return dt
+
+
+#: A table whose current snapshot holds more files than this is compacted by :meth:`Lake.compact`.
+COMPACT_ABOVE_FILES = 32
+
+
 @dataclass(frozen=True)
 class Lake:
     """The Delta tables under one root (a local directory or an object-store URI)."""
@@ -222,9 +261,17 @@ class Lake:
         return DeltaTable.is_deltatable(self.uri(table), storage_options=self.storage_options)
 
     def table(self, table: str, version: int | None = None):
+        """The Delta table, at ``version`` (time travel) or at its latest version.
+
+        The latest version of a local table comes from a process-wide cache brought up to date from the log
+        (:func:`_latest`): opening a table replays its log, and a daily job opens each table dozens of times.
+        """
         from deltalake import DeltaTable
 
-        return DeltaTable(self.uri(table), version=version, storage_options=self.storage_options)
+        uri = self.uri(table)
+        if version is None and self.storage_options is None and "://" not in uri:
+            return _latest(uri)
+        return DeltaTable(uri, version=version, storage_options=self.storage_options)
 
     def version(self, table: str) -> int | None:
         """Current version of ``table``, ``None`` when it does not exist yet."""
@@ -309,6 +356,32 @@ class Lake:
         )
         return self.table(table).version()
 
+    def compact(self, table: str, *, max_files: int = COMPACT_ABOVE_FILES) -> int | None:
+        """Bin-pack the current snapshot's files into few (Delta OPTIMIZE) when it holds more than ``max_files``,
+        then write a checkpoint; returns the new version, or ``None`` when nothing was needed.
+
+        A daily writer adds one small file per commit, and every read pays for each file (and each log entry
+        since the last checkpoint), so without this a table read gets slower every day. Rows and every older
+        version are unchanged (nothing is vacuumed: time travel still works). The commit carries the previous
+        commit's metadata (``bars_version``, ``tickers``, ...) with ``operation`` = ``compact``, so readers of the
+        latest commit's metadata see what they saw before. Call it only at a point where no writer may still undo
+        its own commit (:meth:`undo` refuses once the version moved on).
+        """
+        from deltalake import CommitProperties
+
+        if not self.exists(table):
+            return None
+        dt = self.table(table)
+        if len(dt.file_uris()) <= max_files:
+            return None
+        last = self.history(table, limit=1)[0]
+        carried = {k: v for k, v in last.items() if k not in ("version", "delta_operation", "timestamp")}
+        meta = {**carried, "operation": "compact", "compacted_from": last["version"]}
+        dt.optimize.compact(commit_properties=CommitProperties(custom_metadata=_meta(meta)))
+        dt = self.table(table)
+        dt.create_checkpoint()
+        return dt.version()
+
     def restore(self, table: str, version: int, reason: str, **metadata: Any) -> int:
         """Make ``version``'s content current again (a new version); ``metadata`` goes into the commit."""
         from deltalake import CommitProperties
@@ -354,12 +427,13 @@ class Lake:
         )
         return self.table(table).version()
 
-    def history(self, table: str) -> list[dict]:
-        """Table versions, newest first: version, timestamp, operation and our commit metadata."""
+    def history(self, table: str, limit: int | None = None) -> list[dict]:
+        """Table versions, newest first (the newest ``limit`` when given): version, timestamp, operation and our
+        commit metadata."""
         if not self.exists(table):
             return []
         out = []
-        for h in self.table(table).history():
+        for h in self.table(table).history(limit=limit):
             meta = {"version": h.get("version"), "delta_operation": h.get("operation")}
             meta.update({k.removeprefix(META_PREFIX): v for k, v in h.items() if k.startswith(META_PREFIX)})
             ts = h.get("timestamp")

@@ -142,7 +142,7 @@ def ensure_features(lake: st.Lake, fs: FeatureSet, tickers: list[str]) -> TableV
         raise UsageError("no bars stored yet: run `tradeops ingest` first")
     stale = True
     if lake.exists(fs.table) and lake.exists(fs.labels_table):
-        last = lake.history(fs.table)[0]
+        last = lake.history(fs.table, limit=1)[0]
         built_from = int(last.get("bars_version", -1))
         have = set(json.loads(last.get("tickers", "[]")))
         stored = set(read_features(lake, fs, tickers, as_of=None)["ticker"].unique())
@@ -949,6 +949,11 @@ def refresh_features(
     tickers = sorted(set(tickers))
     with st.writer_lock(settings.home, "features", "feature build", wait_seconds=lock_wait_seconds):
         versions = ensure_features(lake, fs, tickers)
+        # A daily rebuild adds a file per table per day: compact, then report the (same-content) current versions.
+        compacted = [lake.compact(fs.table), lake.compact(fs.labels_table)]
+        if any(v is not None for v in compacted):
+            features, labels = lake.version(fs.table), lake.version(fs.labels_table)
+            versions = TableVersions(versions.bars, int(features or 0), int(labels or 0))
     feature_rows = st.read_delta(lake.table(fs.table, versions.features), tickers=tickers, columns=["ticker"])
     label_rows = st.read_delta(lake.table(fs.labels_table, versions.labels), tickers=tickers, columns=["ticker"])
     return FeatureRefresh(
