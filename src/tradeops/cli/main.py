@@ -24,6 +24,7 @@ from tradeops.cli.model import register as register_model_commands
 from tradeops.cli.monitor import register as register_monitor_commands
 from tradeops.cli.pipelines import register as register_pipelines_commands
 from tradeops.cli.serve import register as register_serve_commands
+from tradeops.cli.simulate import register as register_simulate_commands
 from tradeops.config import CONFIG_FILE_ENV, Settings, load_settings
 from tradeops.errors import TradeopsError
 
@@ -41,6 +42,7 @@ register_pipelines_commands(app)
 register_keys_commands(app)
 register_serve_commands(app)
 register_monitor_commands(app)
+register_simulate_commands(app)
 
 
 class SourceName(str, Enum):
