@@ -239,8 +239,62 @@ def demo_monitoring(settings: Settings, day: str):
     return result
 
 
+DEMO_SIM_START, DEMO_SIM_END = "2011-01-03", "2012-12-31"
+DEMO_SIM_EPOCHS = 3
+
+
+def demo_simulation(settings: Settings, end: str = DEMO_SIM_END):
+    """Two years of IBM simulated in their own home (``<home>/simulations/demo-<start>-<end>``), monitored every 10
+    sessions, models trained with ``DEMO_SIM_EPOCHS`` epochs to fit the demo's time; a second demo resumes it."""
+    from tradeops.cli.simulate import DayLine, print_simulation
+    from tradeops.data.calendar import parse_day
+    from tradeops.sim.journal import Plan
+    from tradeops.sim.report import finish
+    from tradeops.sim.run import simulate
+
+    plan = Plan(DEMO_SIM_START, parse_day(end).isoformat(), ("IBM",), "sample", None, "cnn-ta", 10, DEMO_SIM_EPOCHS)
+    home = settings.home / "simulations" / f"demo-{plan.start}-{plan.end}"
+    sim_settings = settings.model_copy(update={"home": home})
+    line = DayLine()
+    with progress_bar() as (bar, task):
+
+        def on_day(record: dict, done: int, total: int) -> None:
+            bar.update(task, total=total, completed=done, description=escape(line(record)))
+
+        result = simulate(sim_settings, plan, on_day=on_day, say=lambda t: bar.update(task, description=escape(t)))
+    result = finish(sim_settings, result)
+    print_simulation(result.to_dict())
+    return result
+
+
+def demo_reproduce(settings: Settings):
+    """Rebuild the step-3 champion from its lineage and compare bit for bit. A data or result difference fails the
+    demo; a code difference (a checkout with uncommitted changes cannot name its code) is shown, not fatal."""
+    from tradeops.cli.model import print_reproduce
+    from tradeops.model import registry as reg
+    from tradeops.model.reproduce import reproduce
+
+    name = reg.model_name("cnn-ta", ["IBM"])
+    with progress_bar() as (bar, task):
+        report = reproduce(settings, name, reg.CHAMPION, status=lambda m: bar.update(task, description=escape(m)))
+    print_reproduce(report)
+    fatal = [k for k in report.kinds() if k in ("data", "result", "environment")]
+    if fatal:
+        raise TradeopsError(f"reproduce {name} v{report.version}: differs ({', '.join(fatal)})")
+    return report
+
+
 @app.command("demo")
-def demo_cmd(ctx: typer.Context) -> None:
+def demo_cmd(
+    ctx: typer.Context,
+    simulate_until: Annotated[
+        str,
+        typer.Option(
+            "--simulate-until",
+            help=f"Last day of the demo's lifecycle simulation (it starts {DEMO_SIM_START}; a shorter one is quicker).",
+        ),
+    ] = DEMO_SIM_END,
+) -> None:
     """Run the whole lifecycle built so far on the bundled sample and say where to look."""
     from tradeops.cli.render import catalog_tables, class_balance_table, ingest_summary
     from tradeops.data.catalog import build_catalog
@@ -256,7 +310,7 @@ def demo_cmd(ctx: typer.Context) -> None:
         update={"source": "sample", "source_path": None, "universe": tuple(tickers), "train_tickers": ("IBM",)}
     )
     settings = base.model_copy(update={"pipelines": pipelines})
-    steps = 6
+    steps = 7
     try:
         day = latest_source_date(settings, tickers, sample).isoformat()
         console.rule(f"[bold]1/{steps} Data: ingest_daily {day} through the Dagster graph (checks, versions)")
@@ -291,7 +345,13 @@ def demo_cmd(ctx: typer.Context) -> None:
         served = run_service_demo(settings, console)
         console.rule(f"[bold]5/{steps} Monitoring: data and prediction drift, live quality, paper trading, rules")
         monitoring = demo_monitoring(settings, day)
-        console.rule(f"[bold]6/{steps} Data: catalog (datasets, versions, validation status, lineage)")
+        console.rule(
+            f"[bold]6/{steps} Lifecycle: IBM lived day by day {DEMO_SIM_START} to {simulate_until} (tradeops simulate)"
+        )
+        simulated = demo_simulation(settings, simulate_until)
+        console.rule(f"[bold]7/{steps} Reproducibility: tradeops reproduce of the champion trained in step 3")
+        reproduced = demo_reproduce(settings)
+        console.rule("[bold]Data: catalog (datasets, versions, validation status, lineage)")
         catalog_tables(build_catalog(lake_for(settings)), console)
     except TradeopsError as exc:
         fail(exc)
@@ -313,6 +373,11 @@ def demo_cmd(ctx: typer.Context) -> None:
         f"service:        tradeops serve | tradeops keys list (prediction log {settings.service_database_url}, "
         f"demo served at {served['url']})\n"
         f"monitoring:     {monitoring.report} | tradeops monitor --as-of {day}\n"
+        f"simulation:     {simulated.reports['simulation']} (home {simulated.home}; champion v"
+        f"{simulated.summary['champion_final']} at the end, {simulated.summary['decisions']} decisions)\n"
+        f"reproduced:     {reproduced.name} v{reproduced.version}: "
+        + ("bit for bit" if reproduced.ok else f"differs ({', '.join(reproduced.kinds())})")
+        + "\n"
         f"pipelines:      tradeops ui dagster | tradeops pipelines list | tradeops pipelines run train --date {day}\n"
         f"next:           tradeops features show IBM --date 2010-06-01 | tradeops walkforward --preset "
         f"cnn-ta --tickers AAPL,IBM,MSFT --train-years 5 --test-years 2007-2012",

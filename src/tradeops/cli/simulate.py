@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -14,13 +16,51 @@ from tradeops.cli.common import console, err_console, fail, progress_bar, settin
 from tradeops.errors import TradeopsError, UsageError
 
 
-def _day_line(record: dict[str, Any]) -> str:
-    served = record.get("served", [])
-    signals = " ".join(f"{s['ticker']}:{s.get('signal', s.get('rule'))}" for s in served)
-    acts = [a for a in record.get("monitor", {}).get("actions", [])]
-    decided = "; ".join(f"{a['rule']}->{a['action']} {a['status']}" for a in acts)
-    champ = record.get("aliases", {}).get("champion")
-    return f"{record['date']} v{champ} {signals}" + (f" | {decided}" if decided else "")
+class DayLine:
+    """The progress bar's text: the day, the champion, the day's signals, decisions so far and the latest
+    paper-trading return the monitor measured (its window, realistic fills, net of costs)."""
+
+    def __init__(self) -> None:
+        self.decisions = 0
+        self.paper: str = "-"
+
+    def __call__(self, record: dict[str, Any]) -> str:
+        served = record.get("served", [])
+        signals = " ".join(f"{s['ticker']}:{s.get('signal', s.get('rule'))}" for s in served[:5])
+        if len(served) > 5:
+            signals += f" (+{len(served) - 5})"
+        monitor = record.get("monitor", {})
+        self.decisions += len(monitor.get("actions", []))
+        for key, value in monitor.get("metrics", {}).items():
+            if key.endswith("|trading.champion.return") and value is not None:
+                self.paper = f"{value:+.1%}"
+        champ = record.get("aliases", {}).get("champion")
+        return f"{record['date']} champion v{champ} {signals} | decisions {self.decisions} | paper {self.paper}"
+
+
+def decision_lines(decisions: list[dict[str, Any]]) -> list[str]:
+    """One line per retrain, rollback, halt and resume (what changed models or serving); notifications and failed
+    actions grouped per rule and outcome with their count, first and last date and the first message."""
+    lines: list[str] = []
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for a in decisions:
+        if a.get("action") in ("retrain", "rollback", "halt", "resume") and a.get("status") == "done":
+            result = a.get("result") or {}
+            why = result.get("why") or ""
+            lines.append(
+                f"  {a['as_of']} {a['rule']}: {a['metric']} = {a['value']:.4g} -> {a['action']}"
+                + (f" ({why})" if why else "")
+            )
+        else:
+            groups.setdefault((a["rule"], a["action"], a["status"]), []).append(a)
+    for (rule, action, status), items in groups.items():
+        first = items[0]
+        msg = (first.get("result") or {}).get("error") or first.get("reason") or ""
+        lines.append(
+            f"  {rule} -> {action} {status} x{len(items)} ({items[0]['as_of']}..{items[-1]['as_of']})"
+            + (f": {msg}" if msg and status != "done" else "")
+        )
+    return lines
 
 
 def print_simulation(out: dict[str, Any]) -> None:
@@ -43,17 +83,8 @@ def print_simulation(out: dict[str, Any]) -> None:
         highlight=False,
         soft_wrap=True,
     )
-    for a in out["decisions"]:
-        result = a.get("result") or {}
-        extra = result.get("why") or result.get("error") or ""
-        console.print(
-            escape(
-                f"  {a['as_of']} {a['rule']} on {a['model']}: {a['metric']} = {a['value']:.4g} -> {a['action']} "
-                f"{a['status']}" + (f" ({extra})" if extra else "")
-            ),
-            highlight=False,
-            soft_wrap=True,
-        )
+    for line in decision_lines(out["decisions"]):
+        console.print(escape(line), highlight=False, soft_wrap=True)
     for m in out["models"]:
         events = ", ".join(f"{e['event']} {e['as_of']}" for e in m["events"])
         console.print(
@@ -66,6 +97,26 @@ def print_simulation(out: dict[str, Any]) -> None:
         )
     for k, v in out["reports"].items():
         console.print(f"{k}: {v}", highlight=False, soft_wrap=True)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """While simulating, a plain ``kill`` stops like Ctrl-C (completed days are journaled; the same command
+    resumes); the previous handler is put back afterwards."""
+    import signal
+    import threading
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def register(app: typer.Typer) -> None:
@@ -126,10 +177,11 @@ def register(app: typer.Typer) -> None:
             sim_home = home or base.home / "simulations" / f"{plan.start}_{plan.end}_{plan_fingerprint(plan)}"
             settings = base.model_copy(update={"home": sim_home})
             err_console.print(f"simulation home: {sim_home.resolve()}", highlight=False, soft_wrap=True)
-            with progress_bar() as (bar, task):
+            line = DayLine()
+            with _stop_on_sigterm(), progress_bar() as (bar, task):
 
                 def on_day(record: dict[str, Any], done: int, total: int) -> None:
-                    bar.update(task, total=total, completed=done, description=escape(_day_line(record)))
+                    bar.update(task, total=total, completed=done, description=escape(line(record)))
 
                 def say(text: str) -> None:
                     bar.update(task, description=escape(text))

@@ -199,8 +199,10 @@ class _Service:
     def __init__(self, settings: Settings) -> None:
         import warnings
 
+        from starlette.exceptions import StarletteDeprecationWarning
+
         with warnings.catch_warnings():  # starlette nudges towards httpx2; the httpx client works the same here
-            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", StarletteDeprecationWarning)
             from starlette.testclient import TestClient
 
         from tradeops.deploy.auth import create_key
@@ -213,7 +215,7 @@ class _Service:
         _, self.reader = create_key(self.engine, role="reader", name="simulate reader")
         _, self.operator = create_key(self.engine, role="operator", name="simulate operator")
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", StarletteDeprecationWarning)
             self.client = TestClient(self.app)
 
     def close(self) -> None:
@@ -281,7 +283,14 @@ def _monitor(settings: Settings, engine: Any, day: date, webhook: str, report: P
     ctx = ActionContext(settings=cfg, engine=engine, clock=lambda: now)
     result = monitor_pass(cfg, day, context=ctx, retrain_here=True, now=now, report=report)
     metrics = {f"{m.model}|{m.name}": m.value for m in result.metrics}
-    keep = ("data.psi_max", "data.psi_drifted_share", "data.domain_auc", "quality.champion.macro_f1")
+    keep = (
+        "data.psi_max",
+        "data.psi_drifted_share",
+        "data.domain_auc",
+        "quality.champion.macro_f1",
+        "trading.champion.return",
+        "trading.buy_and_hold.return",
+    )
     return {
         "ran": True,
         "firings": [_firing(f) for f in result.firings],
