@@ -199,3 +199,14 @@ def test_model_refs(ref, expected):
 def test_bad_model_refs_are_usage_errors(ref):
     with pytest.raises(UsageError, match="NAME@VERSION"):
         rp.parse_model_ref(ref)
+
+
+def test_a_different_lock_file_is_named_as_an_environment_difference():
+    from tradeops.model.reproduce import compare_environment
+    from tradeops.model.training import environment
+
+    recorded = environment()
+    assert recorded["requirements.lock"] is not None  # recorded from the checkout's lock
+    now = {**recorded, "requirements.lock": "0" * 64}
+    diffs = compare_environment(recorded, now, torch_num_threads=1)
+    assert [(d.kind, d.field) for d in diffs] == [("environment", "requirements.lock")]

@@ -93,7 +93,9 @@ def test_the_bundled_rules_ship_in_the_package_and_load():
     assert by_name["max-drawdown"].action == "halt" and by_name["max-drawdown"].severity == "critical"
     assert by_name["feature-drift"].action == "retrain"
     assert by_name["live-decay"].action == "rollback" and by_name["live-decay"].threshold == 0.2
-    assert all(r.metric in METRIC_NAMES and 5 <= r.cooldown <= 10 for r in rs.rules)
+    assert all(r.metric in METRIC_NAMES and 5 <= r.cooldown <= 60 for r in rs.rules)
+    # a retrain at most once a quarter: drift of price-level indicators is permanent (two simulated years of IBM)
+    assert by_name["feature-drift"].cooldown == 60
     assert rs.resume is None  # a monitor halt is lifted by an operator unless a policy is configured
 
 

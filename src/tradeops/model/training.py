@@ -97,11 +97,27 @@ def tradeops_version() -> str:
         return "unknown"
 
 
+def lock_sha256() -> str | None:
+    """sha256 of the checkout's ``requirements.lock`` (the locked environment), ``None`` outside a checkout."""
+    import hashlib
+
+    path = Path(__file__).resolve().parents[3] / "requirements.lock"
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def environment() -> dict:
-    """Interpreter, platform and the versions of the packages a model depends on."""
+    """Interpreter, platform, the lock file's digest (``requirements.lock``) and the versions of the packages a
+    model depends on; `tradeops reproduce` names any key that differs as an environment difference."""
     from importlib.metadata import PackageNotFoundError, version
 
-    out: dict[str, str | None] = {"python": platform.python_version(), "platform": platform.platform()}
+    out: dict[str, str | None] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "requirements.lock": lock_sha256(),
+    }
     for pkg in (
         "tradeops",
         "torch",
