@@ -54,8 +54,10 @@ types: $(STAMP)
 
 # Lint and type findings fail the target before any test runs. The dashboard's browser test needs Debian's
 # chromium: installed here when missing and we can (root, apt-get); never fails the target (the test then skips).
+# Coverage of src/tradeops (lines, in-process code; subprocesses are not traced) is printed as one total line.
 test: lint types browser
-	$(PY) -m pytest -n 2 --dist loadscope -q
+	$(PY) -m pytest -n 2 --dist loadscope -q --cov=tradeops --cov-report=
+	@echo "coverage of tradeops (lines): $$($(PY) -m coverage report --format=total)%"
 
 browser:
 	@if ! command -v chromium >/dev/null 2>&1 && [ ! -x /usr/bin/chromium ]; then \
