@@ -254,11 +254,9 @@ def _section(anchor: str, index: int, body: str) -> str:
     return f'<section>\n<h3 id="{anchor}-{index}">{_esc(heading)}</h3>\n{body}\n</section>'
 
 
-def _drift(index: int, model: str, history: pd.DataFrame, figures: _FigureRenderer) -> str:
-    rows = history[history["name"].isin(DRIFT_METRICS)]
-    why = _why_empty(rows, model, "drift metrics")
-    if why:
-        return _section("drift", index, _nodata(why))
+def drift_figure(rows: pd.DataFrame, *, prefix: bool = False) -> go.Figure:
+    """PSI max on the top panel, the [0, 1] drift metrics below, one line per (model, metric) of ``rows``
+    (``as_of``, ``model``, ``name``, ``value``); ``prefix`` names each line ``model: metric``."""
     fig = make_subplots(
         rows=2,
         cols=1,
@@ -266,21 +264,32 @@ def _drift(index: int, model: str, history: pd.DataFrame, figures: _FigureRender
         vertical_spacing=0.08,
         subplot_titles=("largest per-feature PSI", "drifted shares and domain-classifier AUC"),
     )
-    for name in DRIFT_METRICS:
-        one = rows[rows["name"] == name]
-        if one.empty:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=one["as_of"],
-                y=one["value"],
-                mode="lines+markers",
-                name=name,
-                hovertemplate=f"{name} %{{x|%Y-%m-%d}}: %{{y:.4g}}<extra></extra>",
-            ),
-            1 if name == "data.psi_max" else 2,
-            1,
-        )
+    for model in sorted(set(rows["model"])):
+        for name in DRIFT_METRICS:
+            one = rows[(rows["name"] == name) & (rows["model"] == model)]
+            if one.empty:
+                continue
+            label = _esc(f"{model}: {name}" if prefix else name)
+            fig.add_trace(
+                go.Scatter(
+                    x=one["as_of"],
+                    y=one["value"],
+                    mode="lines+markers",
+                    name=label,
+                    hovertemplate=f"{label} %{{x|%Y-%m-%d}}: %{{y:.4g}}<extra></extra>",
+                ),
+                1 if name == "data.psi_max" else 2,
+                1,
+            )
+    return fig
+
+
+def _drift(index: int, model: str, history: pd.DataFrame, figures: _FigureRenderer) -> str:
+    rows = history[history["name"].isin(DRIFT_METRICS)]
+    why = _why_empty(rows, model, "drift metrics")
+    if why:
+        return _section("drift", index, _nodata(why))
+    fig = drift_figure(rows)
     fig.update_layout(**_LAYOUT, height=460, legend={"orientation": "h", "y": -0.12})
     fig.update_yaxes(range=[0, 1.05], row=2, col=1)
     return _section(

@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
-from plotly.subplots import make_subplots
 
 from tradeops.errors import TradeopsError
 from tradeops.features.labels import CLASSES
@@ -46,6 +45,7 @@ from tradeops.report.monitoring import (
     _str,
     _when,
     _why_empty,
+    drift_figure,
 )
 
 __all__ = [
@@ -829,31 +829,7 @@ def _drift_section(history: pd.DataFrame, models: list[dict[str, Any]], figures:
     why = _why_empty(rows, ", ".join(served) or "the simulation", "drift metrics")
     if why:
         return _section("drift", _nodata(why))
-    fig = make_subplots(
-        rows=2,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=0.08,
-        subplot_titles=("largest per-feature PSI", "drifted shares and domain-classifier AUC"),
-    )
-    several = rows["model"].nunique() > 1
-    for model in sorted(set(rows["model"])):
-        for name in DRIFT_METRICS:
-            one = rows[(rows["name"] == name) & (rows["model"] == model)]
-            if one.empty:
-                continue
-            label = _esc(f"{model}: {name}" if several else name)
-            fig.add_trace(
-                go.Scatter(
-                    x=one["as_of"],
-                    y=one["value"],
-                    mode="lines+markers",
-                    name=label,
-                    hovertemplate=f"{label} %{{x|%Y-%m-%d}}: %{{y:.4g}}<extra></extra>",
-                ),
-                1 if name == "data.psi_max" else 2,
-                1,
-            )
+    fig = drift_figure(rows, prefix=rows["model"].nunique() > 1)
     changes = sorted(
         {(ev["as_of"], ev["event"]) for m in models for ev in m["events"] if ev["event"] in ("promoted", "rollback")}
     )

@@ -20,22 +20,11 @@ import pandas as pd
 from tradeops.errors import TradeopsError
 from tradeops.features.labels import HOLD
 from tradeops.model.backtest import BacktestResult, Costs, backtest, buy_and_hold
+from tradeops.report.simulation import DAYS_COLUMNS as DAY_COLUMNS  # the report's input is this frame
 
 __all__ = ["SERIES", "served_frame", "equity_frame", "yearly_frame", "headline"]
 
 SERIES: tuple[str, ...] = ("champion", "challenger", "buy_and_hold")
-DAY_COLUMNS: tuple[str, ...] = (
-    "date",
-    "ticker",
-    "close",
-    "signal",
-    "answered_by",
-    "champion_signal",
-    "challenger_signal",
-    "champion_version",
-    "challenger_version",
-    "halted",
-)
 
 
 def served_frame(records: Sequence[Mapping[str, Any]], bars: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
