@@ -43,7 +43,7 @@ def run(name: str, plan: Plan, home: Path) -> None:
     decisions = len(result.decisions())
     print(
         f"simulate {name}: {days} days x {len(plan.tickers)} tickers in {end - marks['first_day']:.1f} s = "
-        f"{rate:.2f} simulated days/s ({rate * len(plan.tickers):.2f} ticker-days/s); bootstrap {boot:.1f} s; "
+        f"{rate:.3g} simulated days/s ({rate * len(plan.tickers):.3g} ticker-days/s); bootstrap {boot:.1f} s; "
         f"{decisions} decisions",
         flush=True,
     )
