@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -425,23 +425,30 @@ def _equity(index: int, model: str, ret: Metric | None, latest: list[Metric], fi
     )
 
 
-def _alerts(index: int, model: str, events: list[Mapping[str, Any]], figures: _FigureRenderer) -> str:
-    if not events:
-        return _section("alerts", index, _nodata(f"no alert or action recorded for {model}"))
+def event_frame(
+    events: Sequence[Mapping[str, Any]], hover: Callable[[Mapping[str, Any]], str]
+) -> tuple[pd.DataFrame, int]:
+    """Dated events as rows ``as_of``, ``rule``, ``severity``, ``status``, ``text`` (hover), and how many had no
+    ``as_of``."""
     frame = pd.DataFrame(
         {
-            "as_of": pd.to_datetime(pd.Series([e.get("as_of") for e in events]), errors="coerce"),
+            "as_of": pd.to_datetime(pd.Series([e.get("as_of") for e in events], dtype=object), errors="coerce"),
             "rule": [_str(e.get("rule")) or "?" for e in events],
             "severity": [_str(e.get("severity")) or "unknown" for e in events],
             "status": [_str(e.get("status")) or "unknown" for e in events],
-            "text": [_hover(e) for e in events],
+            "text": [hover(e) for e in events],
         }
     )
     undated = int(frame["as_of"].isna().sum())
-    frame = frame[frame["as_of"].notna()]
+    return frame[frame["as_of"].notna()], undated
+
+
+def alerts_figure(frame: pd.DataFrame) -> go.Figure:
+    """Events on a timeline, one row per rule: colour = severity, symbol = status (see :func:`event_frame`)."""
     fig = go.Figure()
     for severity in _ordered_severities(frame["severity"]):
         one = frame[frame["severity"] == severity]
+        c = _SEVERITY_COLORS.get(severity, _OTHER_SEVERITY_COLOR)
         fig.add_trace(
             go.Scatter(
                 x=one["as_of"],
@@ -450,9 +457,9 @@ def _alerts(index: int, model: str, events: list[Mapping[str, Any]], figures: _F
                 name=_esc(severity),
                 marker={
                     "size": 12,
-                    "color": _SEVERITY_COLORS.get(severity, _OTHER_SEVERITY_COLOR),
+                    "color": c,
                     "symbol": [_STATUS_SYMBOLS.get(s, "square") for s in one["status"]],
-                    "line": {"width": 2, "color": _SEVERITY_COLORS.get(severity, _OTHER_SEVERITY_COLOR)},
+                    "line": {"width": 2, "color": c},
                 },
                 text=one["text"].tolist(),
                 hovertemplate="%{text}<extra></extra>",
@@ -460,6 +467,14 @@ def _alerts(index: int, model: str, events: list[Mapping[str, Any]], figures: _F
         )
     n_rules = frame["rule"].nunique()
     fig.update_layout(**_LAYOUT, height=160 + 30 * max(n_rules, 1), xaxis_title="as_of", legend_title="severity")
+    return fig
+
+
+def _alerts(index: int, model: str, events: list[Mapping[str, Any]], figures: _FigureRenderer) -> str:
+    if not events:
+        return _section("alerts", index, _nodata(f"no alert or action recorded for {model}"))
+    frame, undated = event_frame(events, _hover)
+    fig = alerts_figure(frame)
     chart = (
         figures.render(fig, f"fig-alerts-{index}")
         if not frame.empty
@@ -624,6 +639,21 @@ def _number(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return v if math.isfinite(v) else None
+
+
+def _pct(value: Any) -> str:
+    v = _number(value)
+    return "–" if v is None else f"{v + 0.0:.1%}"
+
+
+def _fixed(value: Any) -> str:
+    v = _number(value)
+    return "–" if v is None else f"{v + 0.0:.2f}"
+
+
+def _int(value: Any) -> str:
+    v = _number(value)
+    return "–" if v is None else str(int(v))
 
 
 def _fmt(value: Any) -> str:

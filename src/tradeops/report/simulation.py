@@ -29,23 +29,23 @@ from tradeops.report.features import _CSS, _LAYOUT, _FigureRenderer, _table
 from tradeops.report.monitoring import (
     _EXTRA_CSS,
     _LINE_COLORS,
-    _OTHER_SEVERITY_COLOR,
-    _SEVERITY_COLORS,
-    _STATUS_SYMBOLS,
     DRIFT_METRICS,
     _day,
     _esc,
     _events_table,
+    _fixed,
     _hover,
     _missing_note,
     _nodata,
     _normalise_history,
     _number,
-    _ordered_severities,
+    _pct,
     _str,
     _when,
     _why_empty,
+    alerts_figure,
     drift_figure,
+    event_frame,
 )
 
 __all__ = [
@@ -858,43 +858,12 @@ def _drift_section(history: pd.DataFrame, models: list[dict[str, Any]], figures:
 def _alerts_section(events: list[Mapping[str, Any]], figures: _FigureRenderer) -> str:
     if not events:
         return _section("alerts", _nodata("no rule fired and no action was taken"))
-    frame = pd.DataFrame(
-        {
-            "as_of": pd.to_datetime(pd.Series([e.get("as_of") for e in events], dtype=object), errors="coerce"),
-            "rule": [_str(e.get("rule")) or "?" for e in events],
-            "severity": [_str(e.get("severity")) or "unknown" for e in events],
-            "status": [_str(e.get("status")) or "unknown" for e in events],
-            "text": [_hover(e) + (f"<br>model: {_esc(_str(e['model']))}" if e.get("model") else "") for e in events],
-        }
+    frame, undated = event_frame(
+        events, lambda e: _hover(e) + (f"<br>model: {_esc(_str(e['model']))}" if e.get("model") else "")
     )
-    undated = int(frame["as_of"].isna().sum())
-    frame = frame[frame["as_of"].notna()]
-    if frame.empty:
-        chart = _nodata("no event carries an as_of date")
-    else:
-        fig = go.Figure()
-        for severity in _ordered_severities(frame["severity"]):
-            one = frame[frame["severity"] == severity]
-            c = _SEVERITY_COLORS.get(severity, _OTHER_SEVERITY_COLOR)
-            fig.add_trace(
-                go.Scatter(
-                    x=one["as_of"],
-                    y=[_esc(r) for r in one["rule"]],
-                    mode="markers",
-                    name=_esc(severity),
-                    marker={
-                        "size": 12,
-                        "color": c,
-                        "symbol": [_STATUS_SYMBOLS.get(s, "square") for s in one["status"]],
-                        "line": {"width": 2, "color": c},
-                    },
-                    text=one["text"].tolist(),
-                    hovertemplate="%{text}<extra></extra>",
-                )
-            )
-        n_rules = frame["rule"].nunique()
-        fig.update_layout(**_LAYOUT, height=160 + 30 * n_rules, xaxis_title="as_of", legend_title="severity")
-        chart = figures.render(fig, "fig-alerts")
+    chart = (
+        _nodata("no event carries an as_of date") if frame.empty else figures.render(alerts_figure(frame), "fig-alerts")
+    )
     counts = pd.Series([_str(e.get("action")) or "?" for e in events]).value_counts()
     by_action = ", ".join(f"{a} {n}" for a, n in counts.items())
     undated_note = f" {undated} event(s) without an as_of date are only in the table." if undated else ""
@@ -957,13 +926,3 @@ def _yearly_section(yearly: pd.DataFrame | None, figures: _FigureRenderer) -> st
             ["ticker", "year", "series", "return", "max drawdown", "Sharpe", "trades", "hit rate"], rows, scroll=True
         ),
     )
-
-
-def _pct(value: Any) -> str:
-    v = _number(value)
-    return "–" if v is None else f"{v + 0.0:.1%}"
-
-
-def _fixed(value: Any) -> str:
-    v = _number(value)
-    return "–" if v is None else f"{v + 0.0:.2f}"

@@ -28,7 +28,7 @@ from plotly.subplots import make_subplots
 from tradeops.errors import TradeopsError
 from tradeops.model.evaluate import SLICE_COLUMNS
 from tradeops.report.features import _CSS, _LAYOUT, _FigureRenderer, _table
-from tradeops.report.monitoring import _EXTRA_CSS, _esc, _json, _nodata, _number, _str, _when
+from tradeops.report.monitoring import _EXTRA_CSS, _esc, _fixed, _int, _json, _nodata, _number, _pct, _str, _when
 
 __all__ = [
     "EQUITY_COLUMNS",
@@ -729,18 +729,3 @@ def _markdown(text: str) -> str:
             block.append(stripped)
     flush()
     return "\n".join(html_parts)
-
-
-def _pct(value: Any) -> str:
-    v = _number(value)
-    return "–" if v is None else f"{v + 0.0:.1%}"
-
-
-def _fixed(value: Any) -> str:
-    v = _number(value)
-    return "–" if v is None else f"{v + 0.0:.2f}"
-
-
-def _int(value: Any) -> str:
-    v = _number(value)
-    return "–" if v is None else str(int(v))
