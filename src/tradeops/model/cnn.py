@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -179,7 +180,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     epoch: ``epoch``, ``train_loss`` and, with validation data, ``val_loss``, ``val_macro_f1``, ``val_accuracy``),
     ``best_epoch_`` (1-based), ``n_features_in_`` (pixels, ``side * side``), ``image_shape_`` ``(1, side, side)``,
     ``recipe_params_`` (resolved optimizer, lr, epochs, batch size, class weights/oversampled counts, torch threads;
-    JSON-safe).
+    JSON-safe). After ``fit`` (not persisted): ``fit_seconds_`` (wall seconds of the epoch loop, validation scoring
+    included) and ``trained_samples_`` (rows visited over all epochs), for throughput figures.
 
     ``num_threads``: torch intra-op threads while fitting (``None``: the process's current setting), restored
     afterwards. Results are bit-identical only at the same count (see ``ModelConfig.torch_threads``).
@@ -299,6 +301,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         }
 
         side = images.shape[-1]
+        started = time.perf_counter()
         with _deterministic_scope(seed, device):
             model = self._build(side).to(device)
             x_train = torch.from_numpy(images[train_rows]).to(device)
@@ -345,6 +348,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 model.load_state_dict(best_state)
             model.eval()
 
+        # Training compute only (the epoch loop with its validation scoring), for throughput figures; not persisted.
+        self.fit_seconds_ = time.perf_counter() - started
+        self.trained_samples_ = n_train * len(history)
         self.model_ = model
         self.classes_ = np.arange(N_CLASSES)
         self.history_ = history
