@@ -100,6 +100,9 @@ def walkforward_cmd(
     pooled: Annotated[bool, typer.Option(help="One multi-ticker model per fold.")] = False,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs per fold.", min=1)] = None,
     recipe: Annotated[Optional[str], typer.Option(help="paper or default.")] = None,
+    track: Annotated[
+        bool, typer.Option("--track/--no-track", help="Record the run in MLflow (one parent run, one per fold).")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """Retrain per test year, concatenate the test signals and compare with Buy & Hold and the baselines."""
@@ -126,12 +129,26 @@ def walkforward_cmd(
                 epochs=epochs,
                 progress=lambda m: bar.update(task, description=f"fold {m}"),
             )
+        # Logged after every fold ran, never inside the training loop.
+        run_id = track_walkforward(settings, result, train_years=train_years, epochs=epochs) if track else None
     except TradeopsError as exc:
         fail(exc)
     if as_json:
-        sys.stdout.write(json.dumps(result.to_dict(), indent=2, default=str) + "\n")
-    else:
-        walkforward_tables(result.to_dict(), console)
+        doc = result.to_dict() | ({"mlflow_run_id": run_id} if track else {})
+        sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+        return
+    walkforward_tables(result.to_dict(), console)
+    if run_id is not None:
+        console.print(f"MLflow run {run_id} ({len(result.folds)} fold runs)")
+
+
+def track_walkforward(settings, result, *, train_years: float, epochs: int | None) -> str:
+    """Record a finished walk-forward in MLflow with the arguments it ran with; return the parent run id."""
+    from tradeops.model.tracking import log_walkforward
+    from tradeops.model.training import walkforward_config
+
+    config = walkforward_config(settings, result, train_years=train_years, epochs=epochs)
+    return log_walkforward(settings, result, config=config)
 
 
 def parse_years(text: str) -> list[int]:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +36,7 @@ from tradeops.model.blessing import BlessingConfig, Candidate, Decision, bless
 from tradeops.model.onnx_runtime import OnnxPredictor
 
 if TYPE_CHECKING:
+    from tradeops.model.walkforward import WalkForwardResult
     from tradeops.monitor.reference import TrainingReference
 from tradeops.model.package import PROBA_COLUMNS, FeatureSetMismatch, SignalBundle, load_bundle, write_bundle
 from tradeops.model.windows import (
@@ -993,12 +994,36 @@ class WalkForwardReport:
     test_years: list[int]
     tickers: list[str]
     versions: dict[str, int]
+    mlflow_run_id: str | None = None  # the walk-forward's MLflow parent run (tradeops.model.tracking.log_walkforward)
 
 
 def walkforward_test_year(as_of: date, horizon_days: int = 15) -> int:
     """The last calendar year whose labels are all known by ``as_of``: labels look a few trading days ahead, so
     early January still waits for December's (``horizon_days`` calendar days cover the label horizon)."""
     return (pd.Timestamp(as_of) - pd.Timedelta(days=horizon_days)).year - 1
+
+
+def walkforward_config(
+    settings: Settings, result: WalkForwardResult, *, train_years: float, epochs: int | None
+) -> dict[str, Any]:
+    """The arguments a walk-forward ran with, as :func:`tracking.log_walkforward` records them: preset, tickers,
+    years, mode, pooling, epochs, recipe, seeds, fold workers and torch threads (as the run used them), and the
+    source commit and package version."""
+    return {
+        "preset": result.preset,
+        "tickers": result.tickers,
+        "train_years": train_years,
+        "test_years": result.test_years,
+        "mode": result.mode,
+        "pooled": result.pooled,
+        "epochs": epochs if epochs is not None else "recipe default",
+        "recipe": settings.model.recipe,
+        "seeds": result.seeds,
+        "workers": result.timing["workers"],
+        "threads": result.timing["torch_threads"],
+        "git_commit": git_commit(),
+        "tradeops_version": tradeops_version(),
+    }
 
 
 def walkforward_as_of(
@@ -1011,12 +1036,14 @@ def walkforward_as_of(
 ) -> WalkForwardReport:
     """Walk-forward evaluation of ``preset`` (default ``pipelines.preset``) on ``tickers`` (default
     ``pipelines.train_tickers``) testing :func:`walkforward_test_year` of ``as_of``, written to
-    ``<home>/reports/walkforward/<preset>-<tickers>-<as_of>.json``."""
+    ``<home>/reports/walkforward/<preset>-<tickers>-<as_of>.json`` and recorded in MLflow (its parent run id is
+    the doc's ``mlflow_run_id``)."""
     from tradeops.model.walkforward import run_walkforward
 
     preset = preset or settings.pipelines.preset
     tickers = sorted(set(tickers or settings.pipelines.train_tickers))
     year = walkforward_test_year(as_of)
+    epochs = epochs or settings.pipelines.epochs
     result = run_walkforward(
         settings,
         preset=preset,
@@ -1024,13 +1051,15 @@ def walkforward_as_of(
         test_years=[year],
         train_years=settings.model.train_years,
         mode=settings.model.mode,
-        epochs=epochs or settings.pipelines.epochs,
+        epochs=epochs,
     )
-    doc = result.to_dict() | {"as_of": as_of.isoformat()}
+    config = walkforward_config(settings, result, train_years=settings.model.train_years, epochs=epochs)
+    run_id = tracking.log_walkforward(settings, result, config=config | {"as_of": as_of.isoformat()})
+    doc = result.to_dict() | {"as_of": as_of.isoformat(), "mlflow_run_id": run_id}
     out = settings.reports_dir / "walkforward" / f"{preset}-{'_'.join(tickers)}-{as_of.isoformat()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=str))
     tmp.replace(out)
     versions = {f"{k}_version": int(v) for k, v in doc.get("evaluation", {}).get("versions", {}).items()}
-    return WalkForwardReport(str(out), as_of.isoformat(), [year], tickers, versions)
+    return WalkForwardReport(str(out), as_of.isoformat(), [year], tickers, versions, run_id)
