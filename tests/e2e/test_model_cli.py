@@ -54,6 +54,8 @@ def test_usage_errors(home, tradeops, tmp_path):
     assert tradeops(home, "train", "--tickers", "IBM", "--recipe", "fancy").exit_code == 2
     assert tradeops(tmp_path / "empty", "train", "--tickers", "IBM").exit_code == 2  # nothing ingested
     assert tradeops(home, "walkforward", "--tickers", "IBM", "--test-years", "soon").exit_code == 2
+    assert tradeops(home, "walkforward", "--tickers", "IBM", "--seeds", "1,x").exit_code == 2
+    assert tradeops(home, "walkforward", "--tickers", "IBM", "--workers", "0").exit_code == 2
     assert tradeops(home, "ui", "kibana").exit_code == 2  # unknown UI (dagster and mlflow exist)
 
 

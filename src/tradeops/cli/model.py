@@ -100,6 +100,11 @@ def walkforward_cmd(
     pooled: Annotated[bool, typer.Option(help="One multi-ticker model per fold.")] = False,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs per fold.", min=1)] = None,
     recipe: Annotated[Optional[str], typer.Option(help="paper or default.")] = None,
+    seeds: Annotated[str, typer.Option(help="Comma list: one CNN per seed and fold; the table scores the first.")] = "",
+    workers: Annotated[int, typer.Option(help="Fold processes (1: this process).", min=1)] = 1,
+    threads: Annotated[
+        Optional[int], typer.Option(help="Torch threads per fold (default model.torch_threads).", min=1)
+    ] = None,
     track: Annotated[
         bool, typer.Option("--track/--no-track", help="Record the run in MLflow (one parent run, one per fold).")
     ] = True,
@@ -127,6 +132,9 @@ def walkforward_cmd(
                 mode=mode,
                 pooled=pooled,
                 epochs=epochs,
+                seeds=parse_seeds(seeds),
+                workers=workers,
+                threads=threads,
                 progress=lambda m: bar.update(task, description=f"fold {m}"),
             )
         # Logged after every fold ran, never inside the training loop.
@@ -149,6 +157,19 @@ def track_walkforward(settings, result, *, train_years: float, epochs: int | Non
 
     config = walkforward_config(settings, result, train_years=train_years, epochs=epochs)
     return log_walkforward(settings, result, config=config)
+
+
+def parse_seeds(text: str) -> list[int] | None:
+    """``0,1,2`` -> [0, 1, 2]; empty -> None (the configured ``model.seed``); bad text is a UsageError."""
+    if not text.strip():
+        return None
+    try:
+        seeds = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds {text!r}: use non-negative integers like 0,1,2") from None
+    if not seeds or any(x < 0 for x in seeds):
+        raise UsageError(f"--seeds {text!r}: use non-negative integers like 0,1,2")
+    return seeds
 
 
 def parse_years(text: str) -> list[int]:
