@@ -22,16 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from tradeops.config import load_settings
-from tradeops.data import store as st
 from tradeops.data.ingest import ingest
 from tradeops.data.sources import SampleSource
 from tradeops.model import protocol as pr
-from tradeops.model.backtest import Costs
 from tradeops.model.walkforward import run_walkforward
-from tradeops.model.windows import bars_by_ticker
 
 
 def _years(text: str) -> list[int]:
@@ -41,24 +36,11 @@ def _years(text: str) -> list[int]:
     return [int(x) for x in text.split(",")]
 
 
-def _fmt(table: pd.DataFrame) -> str:
-    out = table.copy()
-    for col in out.columns:
-        if col == "trades/yr":
-            out[col] = out[col].map(lambda v: "" if pd.isna(v) else f"{v:.1f}")
-        else:
-            out[col] = [
-                "" if pd.isna(v) else (f"{v:.0f}" if idx == "beats B&H" else f"{100 * v:.1f}%")
-                for idx, v in zip(out.index, out[col], strict=True)
-            ]
-    return out.to_string()
-
-
 def _print_candidate(c: pr.Candidate, title: str) -> None:
     print(f"\n== {title}: {c.name} (validation excess {100 * c.val_score:+.2f} pts/yr) ==")
     for mode in ("paper", "realistic"):
         print(f"-- annualised return, {mode} fills --")
-        print(_fmt(pr.paper_table(c.evaluation, mode)))
+        print(pr.format_paper_table(pr.paper_table(c.evaluation, mode)))
     cls = c.evaluation["classification"]
     print(
         f"-- per-class F1: BUY {cls['f1_BUY']:.2f}  SELL {cls['f1_SELL']:.2f}  HOLD {cls['f1_HOLD']:.2f}  "
@@ -91,6 +73,7 @@ def main() -> None:
     ap.add_argument("--pooled", action="store_true", help="also train one pooled model per test year")
     ap.add_argument("--variants", default="argmax,thresholds,min_hold_10,exit_on_hold")
     ap.add_argument("--workers", type=int, default=1, help="fold processes")
+    ap.add_argument("--device", default="cpu", help="torch device of CNN training: cpu or cuda (a lent GPU)")
     ap.add_argument("--threads", type=int, help="torch threads per fold (default: model.torch_threads)")
     ap.add_argument("--compare-workers", type=int, help="rerun per-instrument on N processes; check bit-identical")
     ap.add_argument("--no-baselines", action="store_true", help="skip LightGBM (rule baselines stay)")
@@ -100,7 +83,8 @@ def main() -> None:
 
     tickers = sorted(t.strip().upper() for t in args.tickers.split(",") if t.strip())
     seeds = [int(s) for s in args.seeds.split(",")]
-    variants = pr.variants_of([v.strip() for v in args.variants.split(",") if v.strip()], len(seeds))
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    pr.variants_of(variants, len(seeds))  # usage errors before any work
     tmp = None
     if args.home is None:
         tmp = Path(tempfile.mkdtemp(prefix="tradeops-protocol-"))
@@ -108,45 +92,36 @@ def main() -> None:
     else:
         home = args.home
     try:
-        overrides = {"recipe": args.recipe, "baselines": not args.no_baselines}
+        overrides = {"recipe": args.recipe, "baselines": not args.no_baselines, "device": args.device}
         settings = load_settings(home=home)
         settings = settings.model_copy(update={"model": settings.model.model_copy(update=overrides)})
         if tmp is not None:
             t0 = time.perf_counter()
             ingest(SampleSource(), settings, tickers)
             print(f"protocol ingest tickers={len(tickers)} seconds={time.perf_counter() - t0:.1f}")
-        cfg = settings.model
-        costs = Costs(cfg.costs.commission_bps, cfg.costs.slippage_bps, cfg.costs.fixed_per_trade)
-        lake = st.lake_for(settings)
-        bars = bars_by_ticker(lake.read_bars(tickers))
         years = _years(args.test_years)
-        common = dict(
-            preset="cnn-ta",
+        result = pr.run_protocol(
+            settings,
             tickers=tickers,
             test_years=years,
             train_years=args.train_years,
-            epochs=args.epochs,
+            variants=variants,
             seeds=seeds,
+            pooled=args.pooled,
+            epochs=args.epochs,
+            workers=args.workers,
             threads=args.threads,
         )
-        runs = {"per-instrument": run_walkforward(settings, pooled=False, workers=args.workers, **common)}
-        if args.pooled:
-            runs["pooled"] = run_walkforward(settings, pooled=True, workers=args.workers, **common)
-        timings = {scope: r.timing for scope, r in runs.items()}
-        candidates = []
-        for scope, result in runs.items():
-            for v in variants:
-                c = pr.score_candidate(scope, result, v, bars, costs)
-                candidates.append(c)
-                print(
-                    f"protocol candidate={c.name} val_excess={100 * c.val_score:+.2f} "
-                    f"test_excess={100 * c.test_excess():+.2f} "
-                    f"test_net_ann={100 * c.evaluation['summary']['net_annualized_return']:.2f}% "
-                    f"test_bh_ann={100 * c.evaluation['summary']['bh_annualized_return']:.2f}% "
-                    f"macro_f1={c.evaluation['summary']['macro_f1']:.3f}"
-                )
-        best = pr.select(candidates)
-        base = candidates[0]
+        timings = {scope: r.timing for scope, r in result.runs.items()}
+        candidates, best, base = result.candidates, result.selected, result.base
+        for c in candidates:
+            print(
+                f"protocol candidate={c.name} val_excess={100 * c.val_score:+.2f} "
+                f"test_excess={100 * c.test_excess():+.2f} "
+                f"test_net_ann={100 * c.evaluation['summary']['net_annualized_return']:.2f}% "
+                f"test_bh_ann={100 * c.evaluation['summary']['bh_annualized_return']:.2f}% "
+                f"macro_f1={c.evaluation['summary']['macro_f1']:.3f}"
+            )
         beats = sum(
             r["model"]["realistic"]["annualized_return"] > r["buy_and_hold"]["realistic"]["annualized_return"]
             for r in best.evaluation["backtests"].values()
@@ -163,9 +138,19 @@ def main() -> None:
         for scope, t in timings.items():
             print(_timing_line(scope, t))
         if args.compare_workers:
-            other = run_walkforward(settings, pooled=False, workers=args.compare_workers, **common)
-            a, b = runs["per-instrument"], other
-            same = a.predictions.equals(b.predictions) and a.val_predictions.equals(b.val_predictions)
+            other = run_walkforward(
+                settings,
+                preset="cnn-ta",
+                tickers=tickers,
+                test_years=years,
+                train_years=args.train_years,
+                epochs=args.epochs,
+                seeds=seeds,
+                threads=args.threads,
+                workers=args.compare_workers,
+            )
+            a = result.runs["per-instrument"]
+            same = a.predictions.equals(other.predictions) and a.val_predictions.equals(other.val_predictions)
             print(_timing_line("per-instrument", other.timing))
             print(
                 f"protocol compare workers={args.workers}->{args.compare_workers} "
@@ -173,15 +158,9 @@ def main() -> None:
                 f"speedup={a.timing['wall_seconds'] / other.timing['wall_seconds']:.2f} identical={same}"
             )
         if args.track:
-            from tradeops.model.tracking import RunLog, log_walkforward
-
-            for scope, result in runs.items():
-                config = {"scope": scope, "recipe": args.recipe, "epochs": args.epochs, "seeds": args.seeds}
-                run_id = log_walkforward(settings, result, config=config)
-                mine = [c for c in candidates if c.scope == scope]
-                RunLog(settings, run_id).metrics(pr.candidate_metrics(mine))
-                RunLog(settings, run_id).dict([pr.candidate_record(c) for c in mine], "candidates.json")
-                print(f"protocol mlflow scope={scope} run_id={run_id} candidates={len(mine)}")
+            config = {"recipe": args.recipe, "epochs": args.epochs, "seeds": args.seeds, "variants": args.variants}
+            for scope, run_id in pr.log_protocol(settings, result, config).items():
+                print(f"protocol mlflow scope={scope} run_id={run_id}")
         if args.out:
             doc = {
                 "args": {k: str(v) for k, v in vars(args).items()},

@@ -188,6 +188,12 @@ class ModelConfig(_Section):
         "count keeps CPU results bit-identical across machines; 2 measured 1.7-1.9x faster than 1 on 2 cores "
         "(bench/train.py); use 1 per process when folds run in parallel processes",
     )
+    device: str = Field(
+        "cpu",
+        pattern=r"^(cpu|cuda(:[0-9]+)?)$",
+        description="torch device of CNN training (cpu, cuda, cuda:N); CPU runs are bit-identical, GPU runs may "
+        "differ in the last bits",
+    )
 
 
 class PipelinesConfig(_Section):

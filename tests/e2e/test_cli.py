@@ -157,13 +157,17 @@ def test_demo_runs_in_a_fresh_home(tradeops, tmp_path):
     assert "prediction log: shadow challenger v2 said" in out
     assert "canary 30% for cnn-ta-IBM" in out and "service stopped" in out
     # the lifecycle simulation in its own home, its reports, and the reproduction of the step-3 champion
-    assert "6/7 Lifecycle: IBM lived day by day 2011-01-03 to 2011-01-14" in out
+    assert "6/8 Lifecycle: IBM lived day by day 2011-01-03 to 2011-01-14" in out
     assert "simulated 10 trading days 2011-01-03..2011-01-14 on IBM: 10 signals served" in out
     sim = home / "simulations" / "demo-2011-01-03-2011-01-14"
     assert (sim / "reports" / "simulation.html").is_file() and (sim / "sim" / "summary.json").is_file()
-    assert "7/7 Reproducibility" in out and "reproduced:     cnn-ta-IBM v1: " in out
+    assert "7/8 Reproducibility" in out and "reproduced:     cnn-ta-IBM v1: " in out
     # a clean checkout reproduces bit for bit; one with uncommitted changes cannot name its code (shown, not fatal)
     assert "reproduced:     cnn-ta-IBM v1: bit for bit" in out or "differs (code)" in out
+    # research: every candidate scored on validation, the selection named, the parent run and its fold runs in MLflow
+    assert "8/8 Research" in out and "per-instrument/ensemble_thresholds" in out
+    assert "selected on validation: per-instrument/" in out and "beats B&H" in out
+    assert "research:       selected per-instrument/" in out and "(a child run per fold)" in out
 
 
 @pytest.mark.slow

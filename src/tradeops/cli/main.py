@@ -284,6 +284,40 @@ def demo_reproduce(settings: Settings):
     return report
 
 
+DEMO_RESEARCH_TICKERS, DEMO_RESEARCH_YEARS, DEMO_RESEARCH_EPOCHS, DEMO_RESEARCH_SEEDS = ["IBM"], [2011, 2012], 3, [0, 1]
+
+
+def demo_research(settings: Settings):
+    """The research protocol in miniature: IBM, test years 2011-2012, two seeds, every variant scored on validation
+    windows inside the training years, the selection made on validation only, recorded in MLflow."""
+    from tradeops.model import protocol as pr
+
+    variants = ["argmax", "thresholds", "min_hold_10", "exit_on_hold", "ensemble", "ensemble_thresholds"]
+    with progress_bar() as (bar, task):
+        result = pr.run_protocol(
+            settings,
+            tickers=DEMO_RESEARCH_TICKERS,
+            test_years=DEMO_RESEARCH_YEARS,
+            train_years=settings.model.train_years,
+            variants=variants,
+            seeds=DEMO_RESEARCH_SEEDS,
+            epochs=DEMO_RESEARCH_EPOCHS,
+            progress=lambda m: bar.update(task, description=escape(m)),
+        )
+    pr.log_protocol(settings, result, {"demo": True, "epochs": DEMO_RESEARCH_EPOCHS, "variants": ",".join(variants)})
+    for c in result.candidates:
+        s = c.evaluation["summary"]
+        console.print(
+            f"{c.name:<36} validation {100 * c.val_score:+6.1f} pts/yr vs B&H   test {100 * c.test_excess():+6.1f} "
+            f"pts/yr (net {100 * s['net_annualized_return']:+.1f}%, B&H {100 * s['bh_annualized_return']:+.1f}%)",
+            highlight=False,
+        )
+    best = result.selected
+    console.print(f"selected on validation: {best.name}; its test years, realistic fills:", highlight=False)
+    console.print(escape(pr.format_paper_table(pr.paper_table(best.evaluation, "realistic"))), highlight=False)
+    return result
+
+
 @app.command("demo")
 def demo_cmd(
     ctx: typer.Context,
@@ -310,7 +344,7 @@ def demo_cmd(
         update={"source": "sample", "source_path": None, "universe": tuple(tickers), "train_tickers": ("IBM",)}
     )
     settings = base.model_copy(update={"pipelines": pipelines})
-    steps = 7
+    steps = 8
     try:
         day = latest_source_date(settings, tickers, sample).isoformat()
         console.rule(f"[bold]1/{steps} Data: ingest_daily {day} through the Dagster graph (checks, versions)")
@@ -351,6 +385,8 @@ def demo_cmd(
         simulated = demo_simulation(settings, simulate_until)
         console.rule(f"[bold]7/{steps} Reproducibility: tradeops reproduce of the champion trained in step 3")
         reproduced = demo_reproduce(settings)
+        console.rule(f"[bold]8/{steps} Research: walk-forward candidates chosen on validation years only")
+        research = demo_research(settings)
         console.rule("[bold]Data: catalog (datasets, versions, validation status, lineage)")
         catalog_tables(build_catalog(lake_for(settings)), console)
     except TradeopsError as exc:
@@ -378,6 +414,8 @@ def demo_cmd(
         f"reproduced:     {reproduced.name} v{reproduced.version}: "
         + ("bit for bit" if reproduced.ok else f"differs ({', '.join(reproduced.kinds())})")
         + "\n"
+        f"research:       selected {research.selected.name}; MLflow run "
+        f"{research.mlflow_runs['per-instrument']} (a child run per fold); python bench/protocol.py for the table\n"
         f"pipelines:      tradeops ui dagster | tradeops pipelines list | tradeops pipelines run train --date {day}\n"
         f"next:           tradeops features show IBM --date 2010-06-01 | tradeops walkforward --preset "
         f"cnn-ta --tickers AAPL,IBM,MSFT --train-years 5 --test-years 2007-2012",

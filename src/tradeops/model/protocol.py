@@ -13,17 +13,20 @@ net annualised return minus Buy & Hold's on the same window (fractions; 0.02 = 2
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from tradeops.config import Settings
+from tradeops.data import store as st
 from tradeops.errors import UsageError
 from tradeops.model import signal_rules as sr
 from tradeops.model.backtest import Costs, backtest
-from tradeops.model.walkforward import STRATEGIES, WalkForwardResult, per_ticker_f1
-from tradeops.model.windows import PROBA_COLUMNS, evaluate_signals
+from tradeops.model.walkforward import STRATEGIES, WalkForwardResult, per_ticker_f1, run_walkforward
+from tradeops.model.windows import PROBA_COLUMNS, bars_by_ticker, evaluate_signals
 
 FOLD_KEYS = ["who", "test_year"]
 
@@ -263,3 +266,93 @@ def candidate_record(c: Candidate) -> dict:
         "paper": paper_table(c.evaluation, "paper").reset_index().to_dict("records"),
         "realistic": paper_table(c.evaluation, "realistic").reset_index().to_dict("records"),
     }
+
+
+@dataclass
+class ProtocolResult:
+    """Walk-forward runs by scope, every scored candidate (runs x variants, in that order) and the one selected on
+    validation; ``mlflow_runs``: scope -> parent run id once :func:`log_protocol` recorded it."""
+
+    runs: dict[str, WalkForwardResult]
+    candidates: list[Candidate]
+    selected: Candidate
+    mlflow_runs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base(self) -> Candidate:
+        """The plain model: per-instrument (or the first scope), first variant (argmax of the first seed)."""
+        return self.candidates[0]
+
+
+def run_protocol(
+    settings: Settings,
+    *,
+    tickers: list[str],
+    test_years: list[int],
+    train_years: float,
+    variants: Sequence[str],
+    seeds: list[int],
+    pooled: bool = False,
+    epochs: int | None = None,
+    workers: int = 1,
+    threads: int | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ProtocolResult:
+    """Walk-forward per instrument (and pooled), every variant scored on validation and once on test, and the
+    candidate selected on validation (:func:`select`). Recipe, costs and baselines come from ``settings.model``."""
+    chosen = variants_of(list(variants), len(seeds))
+    cfg = settings.model
+    costs = Costs(cfg.costs.commission_bps, cfg.costs.slippage_bps, cfg.costs.fixed_per_trade)
+    common: dict[str, Any] = dict(
+        preset="cnn-ta",
+        tickers=tickers,
+        test_years=test_years,
+        train_years=train_years,
+        epochs=epochs,
+        seeds=seeds,
+        workers=workers,
+        threads=threads,
+        progress=progress,
+    )
+    runs = {"per-instrument": run_walkforward(settings, pooled=False, **common)}
+    if pooled:
+        runs["pooled"] = run_walkforward(settings, pooled=True, **common)
+    lake = st.lake_for(settings)
+    bars = bars_by_ticker(lake.read_bars(sorted(set(tickers))))
+    candidates = []
+    for scope, result in runs.items():
+        for v in chosen:
+            if progress:
+                progress(f"scoring {scope}/{v.name}")
+            candidates.append(score_candidate(scope, result, v, bars, costs))
+    return ProtocolResult(runs, candidates, select(candidates))
+
+
+def log_protocol(settings: Settings, result: ProtocolResult, config: dict[str, Any]) -> dict[str, str]:
+    """One MLflow parent run per walk-forward scope (:func:`tradeops.model.tracking.log_walkforward`, a child run
+    per fold) carrying its candidates' figures (:func:`candidate_metrics`), ``candidates.json`` and the selection."""
+    from tradeops.model.tracking import RunLog, log_walkforward
+
+    for scope, run in result.runs.items():
+        run_id = log_walkforward(settings, run, config={**config, "scope": scope})
+        mine = [c for c in result.candidates if c.scope == scope]
+        log = RunLog(settings, run_id)
+        log.metrics(candidate_metrics(mine))
+        log.dict([candidate_record(c) for c in mine], "candidates.json")
+        log.tags({"tradeops.protocol.selected": result.selected.name})
+        result.mlflow_runs[scope] = run_id
+    return result.mlflow_runs
+
+
+def format_paper_table(table: pd.DataFrame) -> str:
+    """:func:`paper_table` as text: returns and rates in percent, trades per year with one decimal, counts whole."""
+    out = table.astype(object).copy()
+    for col in table.columns:
+        if col == "trades/yr":
+            out[col] = ["" if pd.isna(v) else f"{v:.1f}" for v in table[col]]
+        else:
+            out[col] = [
+                "" if pd.isna(v) else (f"{v:.0f}" if idx == "beats B&H" else f"{100 * v:.1f}%")
+                for idx, v in zip(table.index, table[col], strict=True)
+            ]
+    return out.to_string()

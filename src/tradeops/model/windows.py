@@ -131,6 +131,7 @@ def fit_window(
         batch_size=cfg.batch_size,
         seed=cfg.seed,
         num_threads=cfg.torch_threads or None,
+        device=cfg.device,
     )
     if clf.recipe == "default" and len(data.val) == 0:
         raise UsageError(

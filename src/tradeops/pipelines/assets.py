@@ -292,6 +292,7 @@ def build_assets(
                 "report_path": dg.MetadataValue.path(report.path),
                 "test_years": ",".join(map(str, report.test_years)),
                 "tickers": ",".join(report.tickers),
+                "mlflow_run_id": report.mlflow_run_id or "",
                 **report.versions,
             },
         )
