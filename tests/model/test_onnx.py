@@ -83,3 +83,20 @@ def test_parity_failure_and_bad_inputs_are_errors(fitted) -> None:
         OnnxPredictor(b"not a model")
     with pytest.raises(ValueError, match="CNNClassifier"):
         export_onnx(object())  # type: ignore[arg-type]
+
+
+def test_large_calls_use_the_multi_threaded_session_with_identical_outputs(fitted) -> None:
+    import pickle
+
+    from tradeops.model.onnx_runtime import WIDE_ROWS
+
+    _, onnx_bytes = fitted
+    narrow, wide = OnnxPredictor(onnx_bytes, batch_threads=1), OnnxPredictor(onnx_bytes, batch_threads=2)
+    assert narrow._wide is narrow.session and wide._wide is not wide.session
+    X = np.random.default_rng(3).random((WIDE_ROWS + 68, 1, 15, 15), dtype=np.float32)
+    np.testing.assert_array_equal(narrow.predict_proba(X), wide.predict_proba(X))
+    np.testing.assert_array_equal(wide.run(X[: WIDE_ROWS - 1]), narrow.run(X[: WIDE_ROWS - 1]))
+    again = pickle.loads(pickle.dumps(wide))
+    assert again._batch_threads == 2 and again._wide is not again.session
+    with pytest.raises(ValueError, match="batch_threads must be an int >= 0"):
+        OnnxPredictor(onnx_bytes, batch_threads=-1)
