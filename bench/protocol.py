@@ -22,18 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from tradeops.cli.model import parse_years
 from tradeops.config import load_settings
 from tradeops.data.ingest import ingest
 from tradeops.data.sources import SampleSource
 from tradeops.model import protocol as pr
 from tradeops.model.walkforward import run_walkforward
-
-
-def _years(text: str) -> list[int]:
-    if "-" in text:
-        a, b = (int(x) for x in text.split("-", 1))
-        return list(range(a, b + 1))
-    return [int(x) for x in text.split(",")]
 
 
 def _print_candidate(c: pr.Candidate, title: str) -> None:
@@ -99,7 +93,7 @@ def main() -> None:
             t0 = time.perf_counter()
             ingest(SampleSource(), settings, tickers)
             print(f"protocol ingest tickers={len(tickers)} seconds={time.perf_counter() - t0:.1f}")
-        years = _years(args.test_years)
+        years = parse_years(args.test_years)
         result = pr.run_protocol(
             settings,
             tickers=tickers,
