@@ -298,8 +298,9 @@ class PredictionRecord:
 
     ``received_at``: UTC-aware time the request arrived; ``as_of``: the trading date the signal is for;
     ``input_kind``: ``as_of`` | ``bars`` | ``features``; ``input_hash``: sha256 hex of the canonical feature-vector
-    bytes; ``features``: the model input row; ``*_proba``: class -> probability; ``answered_by``: ``champion`` |
-    ``challenger`` | ``halt``; ``latency_ms``: time to answer in milliseconds; ``status``: the HTTP status answered.
+    bytes; ``features``: the model input row (floats, or those canonical bytes); ``*_proba``: class -> probability;
+    ``answered_by``: ``champion`` | ``challenger`` | ``halt``; ``latency_ms``: time to answer in milliseconds;
+    ``status``: the HTTP status answered.
     """
 
     request_id: str
@@ -308,7 +309,7 @@ class PredictionRecord:
     as_of: dt.date | None
     input_kind: str
     input_hash: str
-    features: list[float]
+    features: Sequence[float] | bytes
     model: str
     champion_version: str | None
     champion_signal: str | None

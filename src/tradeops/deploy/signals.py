@@ -104,9 +104,15 @@ class HaltState:
     key_id: str | None = None
 
 
-def input_hash(row: np.ndarray) -> str:
-    """sha256 hex of the canonical feature vector: float64 little-endian bytes in the model's feature order."""
-    return hashlib.sha256(np.ascontiguousarray(row, dtype="<f8").tobytes()).hexdigest()
+def row_bytes(row: np.ndarray) -> bytes:
+    """The canonical feature vector: float64 little-endian bytes in the model's feature order (what the log
+    stores and what :func:`input_hash` hashes)."""
+    return np.ascontiguousarray(row, dtype="<f8").tobytes()
+
+
+def input_hash(row: np.ndarray | bytes) -> str:
+    """sha256 hex of the canonical feature vector (:func:`row_bytes`; bytes are taken as already canonical)."""
+    return hashlib.sha256(row if isinstance(row, bytes) else row_bytes(row)).hexdigest()
 
 
 @lru_cache(maxsize=64)
@@ -446,7 +452,8 @@ class SignalService:
         log record and response body (without writing them)."""
         served = group[0].served
         routing, halt = self.routing, self.halt
-        digests = [input_hash(p.row) for p in group]
+        encoded = [row_bytes(p.row) for p in group]  # encoded once: hashed here, stored as is by the log
+        digests = [input_hash(b) for b in encoded]
         decisions = [
             routing.decide(p.item.ticker, self._route_key_date(p, d), has_challenger=served.challenger is not None)
             for p, d in zip(group, digests, strict=True)
@@ -462,6 +469,7 @@ class SignalService:
                 raise RequestError(422, f"{group[0].item.field}", "not_scorable", str(exc)) from exc
         out = []
         for i, (p, digest, decision) in enumerate(zip(group, digests, decisions, strict=True)):
+            features = encoded[i]
             champ = probas[CHAMPION]
             chall = probas[CHALLENGER]
             c_p = proba_dict(champ[i]) if champ is not None else None
@@ -507,7 +515,7 @@ class SignalService:
                         as_of=p.as_of,
                         input_kind=p.item.kind,
                         input_hash=digest,
-                        features=p.row.tolist(),
+                        features=features,
                         model=served.name,
                         champion_version=served.champion_version,
                         champion_signal=c_sig,
