@@ -401,7 +401,11 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._commit_lock = threading.Lock()  # one transaction at a time: the writer's batches or an inline row
         self._closed = False
-        self._fast = _SqliteInsert(engine) if _is_sqlite_file(engine.url) else None
+        local_file = _is_sqlite_file(engine.url)
+        self._fast = _SqliteInsert(engine) if local_file else None
+        # Inline commits run on the caller's event loop: never wait there for a lock another connection holds
+        # (another worker process, a CLI reader): busy -> the rows take the writer thread, which may wait.
+        self._inline_fast = _SqliteInsert(engine, busy_timeout_ms=0) if local_file and self.inline else None
         self._thread = threading.Thread(target=self._run, name="predlog-writer", daemon=True)
         self._thread.start()
 
@@ -441,9 +445,9 @@ class PredictionLog:
                         "the prediction log is closed", request_id=rows[0]["request_id"], rule="log_closed"
                     )
                 try:
-                    self._insert(rows)
+                    self._insert(rows, inline=True)
                 except SQLAlchemyError:
-                    pass  # retried one by one below, so only the bad row's error is raised
+                    pass  # busy, or a bad row: the writer thread retries (one by one), only a bad row's error is raised
                 else:
                     self.inline_commits += 1
                     return
@@ -463,8 +467,9 @@ class PredictionLog:
             self._closed = True
             self._queue.put(_STOP)
         self._thread.join()
-        if self._fast is not None:
-            self._fast.close()
+        for fast in (self._fast, self._inline_fast):
+            if fast is not None:
+                fast.close()
 
     def __enter__(self) -> PredictionLog:
         return self
@@ -534,9 +539,10 @@ class PredictionLog:
             if item is not _STOP:
                 item[1].set_exception(PredictionLogError("the prediction log is closed", rule="log_closed"))
 
-    def _insert(self, rows: list[dict[str, Any]]) -> None:
-        if self._fast is not None:
-            self._fast.insert(rows)
+    def _insert(self, rows: list[dict[str, Any]], *, inline: bool = False) -> None:
+        fast = self._inline_fast if inline else self._fast
+        if fast is not None:
+            fast.insert(rows)
         else:
             with self.engine.begin() as conn:
                 conn.execute(predictions.insert(), rows)
@@ -579,9 +585,11 @@ class _SqliteInsert:
     compiles for ``predictions.insert()`` and each column type's own bind processor (so rows read back exactly as
     through the ORM layer), without SQLAlchemy's per-execution overhead (measured: one-row commit 0.32 ms through
     ``engine.begin()``, ~0.11 ms here). Callers serialise use (``PredictionLog._commit_lock``). A DBAPI error is
-    re-raised as SQLAlchemy's matching exception (``IntegrityError`` for a duplicate request id), after rollback."""
+    re-raised as SQLAlchemy's matching exception (``IntegrityError`` for a duplicate request id), after rollback.
+    ``busy_timeout_ms``: this connection's own wait for another connection's write lock (``None``: the engine's
+    30 s; 0 for the event loop's inline commits, which must fail at once rather than stall the loop)."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, busy_timeout_ms: int | None = None) -> None:
         dialect = engine.dialect
         compiled = predictions.insert().compile(dialect=dialect)
         self.sql = str(compiled)
@@ -592,6 +600,12 @@ class _SqliteInsert:
         self.processors = [predictions.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
         self.raw = engine.raw_connection()
         self.dbapi = engine.dialect.loaded_dbapi
+        self.own = busy_timeout_ms is not None
+        if self.own:  # a connection of its own (not returned to the pool with a changed busy timeout)
+            self.raw.detach()
+            cur = self.raw.cursor()
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms or 0)}")
+            cur.close()
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(
