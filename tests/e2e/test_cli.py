@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -134,10 +135,17 @@ def test_rejected_data_exits_1_with_a_named_finding(tradeops, tmp_path, bars_fix
 DEMO_SIM_UNTIL = "2011-01-14"
 
 
+@pytest.fixture(scope="module")
+def demo_home(tradeops, tmp_path_factory) -> tuple[Path, Any]:
+    """One demo in a fresh home, shared by the checks of its output and by the second demo in the same home (the
+    demo is the suite's longest step: running it once here saves a whole run)."""
+    home = tmp_path_factory.mktemp("demo") / "home"
+    return home, tradeops(home, "demo", "--simulate-until", DEMO_SIM_UNTIL)
+
+
 @pytest.mark.slow
-def test_demo_runs_in_a_fresh_home(tradeops, tmp_path):
-    home = tmp_path / "home"
-    result = tradeops(home, "demo", "--simulate-until", DEMO_SIM_UNTIL)
+def test_demo_runs_in_a_fresh_home(demo_home):
+    home, result = demo_home
     assert result.exit_code == 0, result.output
     out = result.output
     assert "Validation summary" in out
@@ -171,11 +179,11 @@ def test_demo_runs_in_a_fresh_home(tradeops, tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_twice_in_one_home_keeps_the_champion(tradeops, tmp_path):
+def test_demo_twice_in_one_home_keeps_the_champion(tradeops, demo_home):
     """Regression: the second demo's candidate (same data, same seed) cannot beat the champion by the margin, the
     blocking blessing check stops it, and the demo used to exit 1 on that decision."""
-    home = tmp_path / "home"
-    assert tradeops(home, "demo", "--simulate-until", DEMO_SIM_UNTIL).exit_code == 0
+    home, first = demo_home
+    assert first.exit_code == 0, first.output
     again = tradeops(home, "demo", "--simulate-until", DEMO_SIM_UNTIL)
     assert again.exit_code == 0, again.output
     assert "[not_blessed] cnn-ta-IBM" in again.output and "the champion keeps serving" in again.output
