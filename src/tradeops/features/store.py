@@ -228,7 +228,11 @@ def class_balance(labels: pd.DataFrame) -> pd.DataFrame:
     """Counts and shares of BUY/SELL/HOLD per ticker and calendar year (rows with a label only)."""
     if len(labels) == 0:
         return pd.DataFrame(columns=["ticker", "year", *CLASSES, "n"]).set_index(["ticker", "year"])
-    year = pd.to_datetime(labels["date"]).dt.year.rename("year")
+    dates = labels["date"]
+    # datetime64 already: take the year directly (pd.to_datetime would box every value to find repeats, ~30 ms
+    # per 3,000 rows, on every daily feature build)
+    year = (dates if pd.api.types.is_datetime64_any_dtype(dates) else pd.to_datetime(dates, cache=False)).dt.year
+    year = year.rename("year")
     counts = pd.crosstab([labels["ticker"], year], labels[LABEL_COLUMN]).reindex(columns=list(CLASSES), fill_value=0)
     counts.columns.name = None
     counts["n"] = counts.sum(axis=1)
