@@ -102,6 +102,38 @@ def test_a_changed_package_version_is_an_environment_difference(trained, baselin
     assert report.kinds() == ["environment"]
 
 
+def test_another_cpu_instruction_set_is_an_environment_difference_with_the_remedy(trained, baseline):
+    """oneDNN picks convolution kernels by the CPU's SIMD features: a model trained on an AVX2 machine differs in
+    the last bits on an AVX-512 one. The features are recorded, a change is named with how to match it, and a run
+    recorded before they were (no key) is not failed for it."""
+    settings, _ = trained
+    lineage, rebuilt, _ = baseline
+    env = rp.current_environment()
+    assert "cpu_simd" in lineage.environment and lineage.environment["cpu_simd"] == env["cpu_simd"]
+    older = {**lineage.environment, "cpu_simd": "avx avx2 fma", "onednn_max_cpu_isa": None}
+    report = rp.verify(
+        settings, dataclasses.replace(lineage, environment=older), rebuilt, environment=env, commit=COMMIT
+    )
+    if env["cpu_simd"] == "avx avx2 fma":  # pragma: no cover - an AVX2-only machine: nothing differs
+        assert report.ok
+    else:
+        assert [(d.kind, d.field) for d in report.differences] == [("environment", "cpu_simd")]
+        assert "ONEDNN_MAX_CPU_ISA=AVX2" in report.differences[0].note
+    unrecorded = {k: v for k, v in lineage.environment.items() if k not in ("cpu_simd", "onednn_max_cpu_isa")}
+    quiet = rp.verify(
+        settings, dataclasses.replace(lineage, environment=unrecorded), rebuilt, environment=env, commit=COMMIT
+    )
+    assert quiet.ok, quiet.differences
+
+
+def test_cpu_simd_names_the_kernel_selecting_flags_in_order():
+    from tradeops.model.training import cpu_simd
+
+    flags = "fpu vme sse4_2 avx2 avx avx512f fma avx512bw avx512vl avx512_bf16 sha_ni"
+    assert cpu_simd(flags) == "avx avx2 fma avx512f avx512bw avx512vl avx512_bf16"
+    assert cpu_simd("fpu sse2") == ""
+
+
 def test_an_unrecorded_thread_count_is_an_environment_difference(trained, baseline):
     settings, _ = trained
     lineage, rebuilt, _ = baseline

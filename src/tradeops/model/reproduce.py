@@ -17,8 +17,9 @@ Every difference is classified (:class:`Difference`):
   recipe default changed). A "changed config" is detected that way: the rebuild always uses the recorded config, so a
   config that no longer yields the same training parameters is a code change. Today's config file differing from the
   recorded one is only a note: it is not what is being reproduced.
-- ``environment``: the interpreter, platform or a package version differs from the run's ``environment.json``, or
-  the torch thread count was not recorded.
+- ``environment``: the interpreter, platform, CPU SIMD features (``cpu_simd``: oneDNN picks kernels by them), a cap
+  on oneDNN's instruction set or a package version differs from the run's ``environment.json``, or the torch thread
+  count was not recorded.
 - ``result``: weights sha256, ONNX sha256, transform fingerprint or any test-window metric differs.
 
 Data, code and environment differences are reported even when the result matches; any difference fails.
@@ -234,14 +235,24 @@ def current_commit() -> str:
     return training.git_commit()
 
 
+#: environment.json keys recorded since 2026-12-04: a run recorded before them is not failed for lacking them.
+LATER_ENVIRONMENT_KEYS = frozenset({"cpu_simd", "onednn_max_cpu_isa"})
+_ENVIRONMENT_NOTES = {
+    "cpu_simd": "oneDNN picks its convolution kernels by these CPU features, so weights differ in the last bits; "
+    "to rebuild a model trained on an AVX2-only machine here, run with ONEDNN_MAX_CPU_ISA=AVX2 (oneDNN's AVX2 "
+    "kernels)",
+    "onednn_max_cpu_isa": "the cap on oneDNN's instruction set differs: run with the recorded ONEDNN_MAX_CPU_ISA",
+}
+
+
 def compare_environment(recorded: dict | None, now: dict, torch_num_threads: int | None) -> list[Difference]:
     """Environment differences: every key of ``environment.json`` (python, platform, packages) and the thread count."""
     if recorded is None:
         return [Difference("environment", "environment.json", None, "-", "the training run recorded no environment")]
     out = [
-        Difference("environment", key, recorded.get(key), now.get(key))
+        Difference("environment", key, recorded.get(key), now.get(key), _ENVIRONMENT_NOTES.get(key, ""))
         for key in sorted(set(recorded) | set(now))
-        if recorded.get(key) != now.get(key)
+        if recorded.get(key) != now.get(key) and not (key in LATER_ENVIRONMENT_KEYS and key not in recorded)
     ]
     if torch_num_threads is None:
         out.append(

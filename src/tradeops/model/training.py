@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import subprocess
 import tempfile
@@ -109,14 +110,43 @@ def lock_sha256() -> str | None:
         return None
 
 
+#: CPU features that select different floating-point kernels (oneDNN's convolutions, ATen's vectorised ops), in
+#: the order they are reported. Measured (torch 2.13, CNN-TA, same seed, data and threads, one AVX-512 machine): the
+#: weights trained with oneDNN capped at AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``) or at SSE4.1 differ from the default's.
+SIMD_FLAGS: tuple[str, ...] = (
+    *("avx", "avx2", "fma", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16"),
+    *("avx512_fp16", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve", "sve2"),
+)
+
+
+def cpu_simd(flags: str | None = None) -> str | None:
+    """The kernel-selecting SIMD features (:data:`SIMD_FLAGS`, in that order, space-separated) among ``flags``
+    (a cpuinfo ``flags`` / ``Features`` line; ``None``: this machine's, from ``/proc/cpuinfo``). ``None`` when
+    this machine's flags cannot be read (not Linux)."""
+    if flags is None:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+        line = next((ln for ln in text.splitlines() if ln.split(":")[0].strip() in ("flags", "Features")), None)
+        if line is None:
+            return None
+        flags = line.split(":", 1)[1]
+    have = set(flags.split())
+    return " ".join(f for f in SIMD_FLAGS if f in have)
+
+
 def environment() -> dict:
-    """Interpreter, platform, the lock file's digest (``requirements.lock``) and the versions of the packages a
-    model depends on; `tradeops reproduce` names any key that differs as an environment difference."""
+    """Interpreter, platform, the CPU's kernel-selecting SIMD features (``cpu_simd``) and any cap on oneDNN's
+    instruction set (``onednn_max_cpu_isa``), the lock file's digest (``requirements.lock``) and the versions of the
+    packages a model depends on; `tradeops reproduce` names any key that differs as an environment difference."""
     from importlib.metadata import PackageNotFoundError, version
 
     out: dict[str, str | None] = {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpu_simd": cpu_simd(),
+        "onednn_max_cpu_isa": os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA"),
         "requirements.lock": lock_sha256(),
     }
     for pkg in (
