@@ -600,11 +600,10 @@ class _SqliteInsert:
         self.processors = [predictions.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
         self.raw = engine.raw_connection()
         self.dbapi = engine.dialect.loaded_dbapi
-        self.own = busy_timeout_ms is not None
-        if self.own:  # a connection of its own (not returned to the pool with a changed busy timeout)
+        if busy_timeout_ms is not None:  # a connection of its own (not returned to the pool with another timeout)
             self.raw.detach()
             cur = self.raw.cursor()
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms or 0)}")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.close()
 
     def params(self, row: dict[str, Any]) -> tuple[Any, ...]:

@@ -468,8 +468,7 @@ class SignalService:
             except TradeopsError as exc:
                 raise RequestError(422, f"{group[0].item.field}", "not_scorable", str(exc)) from exc
         out = []
-        for i, (p, digest, decision) in enumerate(zip(group, digests, decisions, strict=True)):
-            features = encoded[i]
+        for i, (p, features, digest, decision) in enumerate(zip(group, encoded, digests, decisions, strict=True)):
             champ = probas[CHAMPION]
             chall = probas[CHALLENGER]
             c_p = proba_dict(champ[i]) if champ is not None else None
